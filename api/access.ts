@@ -1,0 +1,36 @@
+import type { Db } from '../db/knex.js';
+import { findCard, type MemberCardRow } from '../db/queries/member-cards.js';
+import { AppError, notFound } from '../domain/errors.js';
+import type { Principal } from './context.js';
+
+export type BindingRole = 'owner' | 'admin' | 'member' | 'viewer';
+
+/** What the caller wants to do with a card: read it, pay or recharge with it, or manage its bindings. */
+export type CardNeed = 'read' | 'pay' | 'manage';
+
+const ROLES_FOR: Record<CardNeed, BindingRole[]> = {
+  read: ['owner', 'admin', 'member', 'viewer'],
+  pay: ['owner', 'admin', 'member'],
+  manage: ['owner', 'admin'],
+};
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Loads a card the caller may use for `need`. Admin and app keys reach every card; a member only
+ * cards it owns or is bound to (others are 404, never revealing that they exist), and a bound
+ * member whose role is too low gets 403. Merchants never read cards directly.
+ */
+export async function cardFor(db: Db, principal: Principal, cardId: string, need: CardNeed): Promise<{ card: MemberCardRow; bindingRole: BindingRole | null }> {
+  if (!UUID.test(cardId) || principal.role === 'merchant') throw notFound('card');
+  const card = await findCard(db, cardId);
+  if (!card) throw notFound('card');
+  if (principal.role === 'admin' || principal.role === 'app') return { card, bindingRole: null };
+  const binding = await db('card_bindings').where({ card_id: cardId, member_id: principal.memberId }).first('role');
+  if (!binding) throw notFound('card');
+  const role = binding.role as BindingRole;
+  if (!ROLES_FOR[need].includes(role)) throw new AppError('FORBIDDEN', `A ${role} of this card may not do that`);
+  return { card, bindingRole: role };
+}
+
+export const isUuid = (value: string) => UUID.test(value);

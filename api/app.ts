@@ -1,0 +1,47 @@
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Deps } from '../config/deps.js';
+import './context.js';
+import { authenticate } from './middleware/auth.js';
+import { errorHandler, notFoundHandler, requireJsonBody } from './middleware/errors.js';
+import { rateLimit } from './middleware/rate-limit.js';
+import { requestContext } from './middleware/request-context.js';
+import { healthRoutes } from './routes/health.js';
+import { merchantRoutes } from './routes/merchants.js';
+import { memberRoutes } from './routes/members.js';
+import { cardRoutes } from './routes/cards.js';
+import { levelRoutes } from './routes/levels.js';
+import { operationRoutes } from './routes/operations.js';
+import { qrRoutes } from './routes/qr.js';
+import { transactionRoutes } from './routes/transactions.js';
+import type { OperationWaiter } from './operation-waiter.js';
+
+/** Builds the Express app without listening, so tests run it on port 0 (CONVENTIONS.md 9). */
+export function createApp(deps: Deps, waiter: OperationWaiter): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.set('etag', false);
+  app.use(requestContext(deps));
+  app.use(helmet());
+  app.use(healthRoutes(deps));
+
+  const v1 = express.Router();
+  v1.use(rateLimit(deps, 'ip', deps.config.RATE_LIMIT_PER_IP_PER_MIN, (req) => req.ip));
+  v1.use(requireJsonBody);
+  v1.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true, type: 'application/json' }));
+  v1.use(authenticate(deps));
+  v1.use(rateLimit(deps, 'key', deps.config.RATE_LIMIT_PER_KEY_PER_MIN, (req) => req.principal?.keyId));
+  v1.use(merchantRoutes(deps));
+  v1.use(memberRoutes(deps));
+  v1.use(qrRoutes(deps));
+  v1.use(cardRoutes(deps));
+  v1.use(levelRoutes(deps));
+  v1.use(operationRoutes(deps, waiter));
+  v1.use(transactionRoutes(deps));
+  app.use('/v1', v1);
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

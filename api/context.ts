@@ -1,0 +1,18 @@
+import type { KeyRole } from '../domain/tokens.js';
+
+/** Who is calling: resolved from the API key by the auth middleware. */
+export interface Principal {
+  keyId: string;
+  role: KeyRole;
+  merchantId: string | null;
+  memberId: string | null;
+  /** Idempotency keys are unique within this scope: the merchant, the member, or the key itself. */
+  scope: string;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    id: string;
+    principal?: Principal;
+  }
+}

@@ -1,0 +1,46 @@
+import type { Knex } from 'knex';
+import type { Redis } from 'ioredis';
+import type { Config } from './env.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { createRedis, producerOptions, whenReady } from './redis.js';
+import { createKnex } from '../db/knex.js';
+import { createQueues, type Queues } from '../jobs/queues.js';
+
+/** Everything a process needs, built once by an entry point and passed down (CONVENTIONS.md 5). */
+export interface Deps {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  db: Knex;
+  /** Fail-fast client for producing jobs, rate limits and publishing completions. */
+  redis: Redis;
+  queues: Queues;
+}
+
+export interface DepsOptions {
+  logger?: Logger;
+}
+
+export async function createDeps(config: Config, options: DepsOptions = {}): Promise<Deps> {
+  if (!config.DATABASE_URL || !config.REDIS_URL) throw new Error('DATABASE_URL and REDIS_URL must be set (npm start sets them for the embedded stack)');
+  const logger = options.logger ?? createLogger(config.LOG_LEVEL);
+  const metrics = createMetrics();
+  const db = createKnex(config.DATABASE_URL, config.DB_POOL_MAX, (err) => logger.warn({ err: err.message }, 'postgres client error'));
+  const redis = createRedis(config.REDIS_URL, producerOptions(), (err) => logger.warn({ err: err.message }, 'redis producer error'));
+  try {
+    await whenReady(redis);
+  } catch (err) {
+    // The API still starts without Redis: accepted operations are durable and the reconciler enqueues them later.
+    logger.warn({ err: (err as Error).message }, 'redis not reachable at startup');
+  }
+  const queues = createQueues(config, redis, logger);
+  return { config, logger, metrics, db, redis, queues };
+}
+
+/** Closes in the order of CONVENTIONS.md 8: queues, then Redis, then knex (workers are closed by their owner first). */
+export async function closeDeps(deps: Deps): Promise<void> {
+  await deps.queues.close().catch(() => undefined);
+  deps.redis.disconnect();
+  await deps.db.destroy();
+}

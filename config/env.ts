@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { parseAmount } from '../domain/money.js';
+
+/** Parses "true"/"false"/"1"/"0" strictly, so a typo such as "ture" is reported, not read as false. */
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1');
+
+const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+/** Amounts in config are written like API amounts ("50000.00") and held in minor units. */
+const amount = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      try {
+        return parseAmount(v, Number.MAX_SAFE_INTEGER);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be an amount with at most 2 decimals' });
+        return z.NEVER;
+      }
+    });
+
+const cron = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((v) => v.trim().split(/\s+/).length >= 5 && v.trim().split(/\s+/).length <= 6, 'must be a cron expression');
+
+const optionalUrl = (protocols: string[]) =>
+  z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || protocols.some((p) => v.startsWith(p)), `must start with ${protocols.join(' or ')}`);
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(3000, 0, 65535),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: optionalUrl(['postgres://', 'postgresql://']),
+  REDIS_URL: optionalUrl(['redis://', 'rediss://']),
+  DB_POOL_MAX: int(20, 1, 500),
+  MPS_ADMIN_KEY: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || (v.startsWith('mps_admin_') && v.length >= 40), 'must start with mps_admin_ and be at least 40 characters'),
+  ENCRYPTION_KEY: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || /^[0-9a-fA-F]{64}$/.test(v), 'must be 64 hex characters (32 bytes)'),
+  METRICS_TOKEN: z.string().min(16).optional(),
+  CURRENCY: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code').default('TWD'),
+
+  CARD_PARTITIONS: int(16, 1, 1024),
+  JOB_ATTEMPTS: int(5, 1, 50),
+  JOB_BACKOFF_MS: int(200, 1, 600_000),
+  RECONCILE_AFTER_S: int(30, 1, 86_400),
+  QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]+$/).default('mps'),
+
+  MAX_AMOUNT: amount('1000000.00'),
+  MAX_RECHARGE: amount('50000.00'),
+  MAX_BALANCE: amount('1000000.00'),
+  LARGE_TX_ALERT: amount('50000.00'),
+  REFUND_WINDOW_DAYS: int(180, 0, 3650),
+  QR_SINGLE_USE: bool(true),
+  QR_DEFAULT_TTL_S: int(900, 60, 3600),
+  SHARED_QR_TTL_S: int(300, 60, 3600),
+  QR_HISTORY_DAYS: int(90, 1, 3650),
+  IDEMPOTENCY_TTL_H: int(168, 1, 24 * 365),
+  MAX_BINDINGS_PER_CARD: int(10, 1, 1000),
+  MEMBER_TOKEN_TTL_S: int(3600, 60, 86_400 * 30),
+  MAX_WAIT_S: int(30, 0, 30),
+
+  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/).default('32kb'),
+  AUTH_CACHE_TTL_MS: int(5000, 0, 600_000),
+  RATE_LIMIT_PER_KEY_PER_MIN: int(6000, 1, 10_000_000),
+  RATE_LIMIT_PER_IP_PER_MIN: int(12_000, 1, 10_000_000),
+  RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: int(3000, 1, 10_000_000),
+  RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN: int(600, 1, 10_000_000),
+  RATE_LIMIT_BIND_PER_MIN: int(10, 1, 10_000),
+
+  SETTLEMENT_CRON: cron('10 0 * * *'),
+  SETTLEMENT_TZ: z.string().default('Asia/Taipei'),
+  QR_ROTATE_CRON: cron('*/5 * * * *'),
+  CLEANUP_CRON: cron('30 3 * * 0'),
+  ANOMALY_CRON: cron('* * * * *'),
+  RECONCILE_CRON: cron('*/10 * * * * *'),
+  RISK_AUTO_BLOCK: bool(false),
+  WEBHOOK_ALLOW_INSECURE: bool(true),
+});
+
+export type Config = Readonly<z.output<typeof schema>>;
+
+/** Thrown when the environment is invalid; lists every bad variable at once. */
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/**
+ * Reads the configuration once. Empty strings count as unset so that a `.env` line like
+ * `METRICS_TOKEN=` means "use the default".
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  return Object.freeze({ ...parsed.data, ...overrides });
+}
+
+/** The names of every setting, for `.env.example` and the README table. */
+export const CONFIG_KEYS = Object.keys(schema.shape);

@@ -1,0 +1,48 @@
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import { migrationSource } from './migrations/index.js';
+
+// int8 columns hold minor units and counts: far below 2^53 by the amount limits, so read them as
+// numbers, and fail loudly rather than round if one ever is not.
+pg.types.setTypeParser(pg.types.builtins.INT8, (text) => {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`int8 out of safe range: ${text}`);
+  return value;
+});
+
+export type Db = Knex | Knex.Transaction;
+
+export function createKnex(databaseUrl: string, poolMax: number, onError: (err: Error) => void): Knex {
+  const knex = knexFactory({
+    client: 'pg',
+    connection: { connectionString: databaseUrl, application_name: 'mps' },
+    pool: {
+      min: 0,
+      max: poolMax,
+      // Every pooled client gets an error listener: an idle client whose server went away must not crash the process.
+      afterCreate: (conn: pg.Client, done: (err: Error | null, conn: pg.Client) => void) => {
+        conn.on('error', onError);
+        done(null, conn);
+      },
+    },
+    migrations: { migrationSource, tableName: 'knex_migrations' },
+  });
+  return knex;
+}
+
+export async function migrateLatest(knex: Knex): Promise<string[]> {
+  const [, applied] = (await knex.migrate.latest()) as [number, string[]];
+  return applied;
+}
+
+/** True when every migration this build knows about has been applied. */
+export async function migrationsCurrent(knex: Knex): Promise<boolean> {
+  const [, pending] = (await knex.migrate.list()) as [unknown[], unknown[]];
+  return pending.length === 0;
+}
+
+/** Postgres error codes worth retrying the whole transaction for: deadlock, serialization failure. */
+export function isTransientDbError(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === '40P01' || code === '40001' || code === '57P01' || code === '08006' || code === '08003' || code === 'ECONNREFUSED' || code === 'ECONNRESET';
+}

@@ -1,0 +1,47 @@
+import type { Knex } from 'knex';
+import * as levels from './20261122000100_create_membership_levels.js';
+import * as levelsSeed from './20261122000110_seed_membership_levels.js';
+import * as merchants from './20261122000200_create_merchants.js';
+import * as members from './20261122000300_create_member_profiles.js';
+import * as identities from './20261122000310_create_member_external_identities.js';
+import * as cards from './20261122000400_create_member_cards.js';
+import * as bindings from './20261122000410_create_card_bindings.js';
+import * as qr from './20261122000420_create_card_qr.js';
+import * as apiKeys from './20261122000500_create_api_keys.js';
+import * as operations from './20261122000600_create_operations.js';
+import * as transactions from './20261122000700_create_transactions.js';
+import * as ledgers from './20261122000710_create_ledgers.js';
+import * as settlements from './20261122000800_create_settlements.js';
+import * as webhooks from './20261122000900_create_webhooks.js';
+import * as events from './20261122001000_create_events.js';
+import * as riskAlerts from './20261122001100_create_risk_alerts.js';
+import * as audit from './20261122001200_create_audit_events.js';
+
+type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
+
+/** Migrations in order, by file name. Listed statically so that tsx, tsc output and tests load the same set. */
+const MIGRATIONS: Record<string, Migration> = {
+  '20261122000100_create_membership_levels': levels,
+  '20261122000110_seed_membership_levels': levelsSeed,
+  '20261122000200_create_merchants': merchants,
+  '20261122000300_create_member_profiles': members,
+  '20261122000310_create_member_external_identities': identities,
+  '20261122000400_create_member_cards': cards,
+  '20261122000410_create_card_bindings': bindings,
+  '20261122000420_create_card_qr': qr,
+  '20261122000500_create_api_keys': apiKeys,
+  '20261122000600_create_operations': operations,
+  '20261122000700_create_transactions': transactions,
+  '20261122000710_create_ledgers': ledgers,
+  '20261122000800_create_settlements': settlements,
+  '20261122000900_create_webhooks': webhooks,
+  '20261122001000_create_events': events,
+  '20261122001100_create_risk_alerts': riskAlerts,
+  '20261122001200_create_audit_events': audit,
+};
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(MIGRATIONS).sort(),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => MIGRATIONS[name]!,
+};

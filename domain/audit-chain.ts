@@ -1,0 +1,35 @@
+import { createHash } from 'node:crypto';
+
+/** The fields of an audit event that the hash chain covers (everything but the hashes). */
+export interface AuditFields {
+  id: number;
+  actor_type: string;
+  actor_id: string | null;
+  role: string | null;
+  action: string;
+  object_type: string;
+  object_id: string | null;
+  context: Record<string, unknown>;
+  request_id: string | null;
+  ip: string | null;
+  created_at: string; // ISO 8601 with milliseconds
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** JSON with object keys sorted at every depth, so the same event always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** hash = SHA-256(prev_hash ‖ canonical JSON of the event). */
+export function chainHash(prevHash: string, event: AuditFields): string {
+  return createHash('sha256').update(prevHash).update(canonicalJson(event)).digest('hex');
+}

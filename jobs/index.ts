@@ -1,0 +1,30 @@
+import type { Deps } from '../config/deps.js';
+import { MAINTENANCE_JOBS, type MaintenanceJob, type MaintenancePayload, type OperationType } from './names.js';
+import { runCharge } from './charge.js';
+import { runRefund } from './refund.js';
+import { runRecharge } from './recharge.js';
+import { runReconcile } from './reconcile.js';
+
+/** A job handler (CONVENTIONS.md 1): dependencies and the payload's ids in, a result out. */
+export type Handler<P> = (deps: Deps, payload: P) => Promise<unknown>;
+
+const OPERATION_TYPES: readonly OperationType[] = ['payment', 'refund', 'recharge'];
+
+export const operationHandlers: Record<OperationType, Handler<{ operationId: string }>> = {
+  payment: runCharge,
+  refund: runRefund,
+  recharge: runRecharge,
+};
+
+export const maintenanceHandlers: Partial<Record<MaintenanceJob, Handler<MaintenancePayload>>> = {
+  reconcile: runReconcile,
+};
+
+/** Boot fails, saying what to add, when a known job has no handler or a handler has no job. */
+export function assertHandlersComplete(): void {
+  const problems: string[] = [];
+  for (const t of OPERATION_TYPES) if (!operationHandlers[t]) problems.push(`operation job "${t}" has no handler in jobs/index.ts`);
+  for (const j of MAINTENANCE_JOBS) if (!maintenanceHandlers[j]) problems.push(`maintenance job "${j}" has no handler in jobs/index.ts`);
+  for (const j of Object.keys(maintenanceHandlers)) if (!(MAINTENANCE_JOBS as readonly string[]).includes(j)) problems.push(`handler "${j}" is not listed in MAINTENANCE_JOBS (jobs/names.ts)`);
+  if (problems.length) throw new Error(`Job registry incomplete:\n  - ${problems.join('\n  - ')}`);
+}

@@ -1,0 +1,69 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/env.js';
+import type { Logger } from '../config/logger.js';
+import {
+  MAINTENANCE_QUEUE,
+  WEBHOOK_QUEUE,
+  partitionQueueName,
+  type MaintenancePayload,
+  type OperationPayload,
+  type OperationType,
+} from './names.js';
+
+/**
+ * All job options in one place (CONVENTIONS.md 2): the job id is the operation id, so enqueueing
+ * the same operation twice (API + reconciler) never makes two jobs while the first is kept.
+ */
+export function operationJobOptions(config: Config, operationId: string): JobsOptions {
+  return {
+    jobId: operationId,
+    attempts: config.JOB_ATTEMPTS,
+    backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS },
+    removeOnComplete: { age: 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 86_400 },
+  };
+}
+
+export function maintenanceJobOptions(jobId: string): JobsOptions {
+  return {
+    jobId,
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 86_400, count: 1000 },
+    removeOnFail: { age: 7 * 86_400 },
+  };
+}
+
+export interface Queues {
+  partitions: Queue<OperationPayload, unknown, OperationType>[];
+  maintenance: Queue<MaintenancePayload>;
+  webhooks: Queue;
+  all(): Queue[];
+  close(): Promise<void>;
+}
+
+export function createQueues(config: Config, connection: Redis, logger: Logger): Queues {
+  const opts = { connection, prefix: config.QUEUE_PREFIX };
+  const onError = (name: string) => (err: Error) => logger.warn({ err: err.message, queue: name }, 'queue error');
+  const make = <T>(name: string) => {
+    const q = new Queue<T>(name, opts);
+    q.on('error', onError(name));
+    return q;
+  };
+  const partitions = Array.from({ length: config.CARD_PARTITIONS }, (_, p) =>
+    make<OperationPayload>(partitionQueueName(p)),
+  ) as Queue<OperationPayload, unknown, OperationType>[];
+  const maintenance = make<MaintenancePayload>(MAINTENANCE_QUEUE);
+  const webhooks = make<unknown>(WEBHOOK_QUEUE);
+  const all = () => [...partitions, maintenance, webhooks] as Queue[];
+  return {
+    partitions,
+    maintenance,
+    webhooks,
+    all,
+    close: async () => {
+      await Promise.all(all().map((q) => q.close()));
+    },
+  };
+}

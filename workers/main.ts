@@ -1,0 +1,58 @@
+import { Worker } from 'bullmq';
+import type { Deps } from '../config/deps.js';
+import { createRedis, workerOptions } from '../config/redis.js';
+import { assertHandlersComplete, maintenanceHandlers, operationHandlers } from '../jobs/index.js';
+import { MAINTENANCE_QUEUE, partitionQueueName, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType } from '../jobs/names.js';
+import { runJob } from './run-job.js';
+
+export interface RunningWorkers {
+  workers: Worker[];
+  close(): Promise<void>;
+}
+
+/**
+ * One Worker per partition queue (local concurrency 1) plus the maintenance queue. Each partition
+ * has global concurrency 1 in Redis, so one card's operations run one at a time across every
+ * worker process, in the order they were accepted.
+ */
+export async function startWorkers(deps: Deps): Promise<RunningWorkers> {
+  assertHandlersComplete();
+  const { config, logger } = deps;
+  await Promise.all(deps.queues.partitions.map((q) => q.setGlobalConcurrency(1)));
+  const onError = (err: Error) => logger.warn({ err: err.message }, 'worker error');
+  // One shared connection for the workers' commands; BullMQ opens a blocking one per worker beside it.
+  const connection = createRedis(config.REDIS_URL!, workerOptions(), onError);
+  const common = { connection, prefix: config.QUEUE_PREFIX, autorun: true };
+
+  const workers: Worker[] = [];
+  for (let p = 0; p < config.CARD_PARTITIONS; p++) {
+    const worker = new Worker<OperationPayload, unknown, OperationType>(
+      partitionQueueName(p),
+      (job) => runJob(deps, 'card-ops', job, operationHandlers[job.name]),
+      { ...common, concurrency: 1 },
+    );
+    worker.on('error', onError);
+    workers.push(worker as unknown as Worker);
+  }
+  const maintenance = new Worker<MaintenancePayload>(
+    MAINTENANCE_QUEUE,
+    (job) => {
+      const handler = maintenanceHandlers[job.name as MaintenanceJob];
+      if (!handler) throw new Error(`no handler for maintenance job ${job.name}`);
+      return runJob(deps, 'maintenance', job, handler);
+    },
+    { ...common, concurrency: 2 },
+  );
+  maintenance.on('error', onError);
+  workers.push(maintenance);
+
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  return {
+    workers,
+    // close() lets the job in hand finish and takes no new ones.
+    close: async () => {
+      await Promise.all(workers.map((w) => w.close()));
+      connection.disconnect();
+    },
+  };
+}

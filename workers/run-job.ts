@@ -1,0 +1,32 @@
+import type { Job } from 'bullmq';
+import type { Deps } from '../config/deps.js';
+import { AppError } from '../domain/errors.js';
+import type { Handler } from '../jobs/index.js';
+import { failOperation } from '../jobs/operation-runner.js';
+
+/**
+ * Runs one job with logging and metrics. Operation jobs that keep failing for infrastructure
+ * reasons end their operation as INTERNAL_ERROR on the last attempt, so that every accepted
+ * operation reaches a terminal state.
+ */
+export async function runJob<P>(deps: Deps, queueKind: string, job: Job<P>, handler: Handler<P>): Promise<unknown> {
+  const log = deps.logger.child({ job_id: job.id, job: job.name, queue: job.queueName, attempt: job.attemptsMade + 1 });
+  try {
+    const result = await handler(deps, job.data);
+    deps.metrics.jobs.inc({ queue: queueKind, outcome: 'completed' });
+    return result;
+  } catch (err) {
+    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const message = err instanceof Error ? err.message : String(err);
+    const operationId = (job.data as { operationId?: string }).operationId;
+    if (lastAttempt && queueKind === 'card-ops' && operationId) {
+      log.error({ err: message, operation_id: operationId }, 'operation failed after the last attempt');
+      deps.metrics.jobs.inc({ queue: queueKind, outcome: 'failed' });
+      await failOperation(deps, operationId, new AppError('INTERNAL_ERROR', 'The operation could not be completed; it was not applied'));
+      return { failed: 'INTERNAL_ERROR' };
+    }
+    log.warn({ err: message, operation_id: operationId, last_attempt: lastAttempt }, 'job attempt failed');
+    deps.metrics.jobs.inc({ queue: queueKind, outcome: lastAttempt ? 'failed' : 'retry' });
+    throw err;
+  }
+}
