@@ -1,7 +1,8 @@
 /** Masks for merchant-role readers (DESIGN.md "Privacy"). */
 export function maskPhone(phone: string | null): string | null {
   if (!phone) return phone;
-  if (phone.length <= 7) return `${phone.slice(0, 2)}****`;
+  // Below 10 characters "first 4 + last 3" would show nearly every digit (1234****678).
+  if (phone.length < 10) return `${phone.slice(0, 2)}****`;
   return `${phone.slice(0, 4)}****${phone.slice(-3)}`;
 }
 

@@ -29,7 +29,8 @@ export function formatMinor(minor: number): string {
 
 /** Rates are held as integer thousandths (0.950 → 950) so that discount math stays exact. */
 export function parseRate(text: string | number): number {
-  const value = Math.round(Number(text) * 1000);
+  // Number('') and Number(' ') are 0: a missing rate must not become a 100 % discount.
+  const value = typeof text === 'string' && text.trim() === '' ? Number.NaN : Math.round(Number(text) * 1000);
   if (!Number.isInteger(value) || value < 0 || value > 1000) throw new RangeError(`not a rate: ${text}`);
   return value;
 }

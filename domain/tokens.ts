@@ -24,8 +24,14 @@ export function roleOfKey(key: string): KeyRole | undefined {
   return (Object.keys(KEY_PREFIX) as KeyRole[]).find((r) => key.startsWith(KEY_PREFIX[r]));
 }
 
-/** Constant-time comparison of two hex digests. */
+const HEX_DIGEST = /^(?:[0-9a-fA-F]{2})+$/;
+
+/**
+ * Constant-time comparison of two hex digests. Anything else is unequal: Buffer.from(…, 'hex')
+ * stops at the first bad character, so 'abc' and 'abd' (or two non-hex strings) would match.
+ */
 export function sameDigest(a: string, b: string): boolean {
+  if (!HEX_DIGEST.test(a) || !HEX_DIGEST.test(b)) return false;
   const x = Buffer.from(a, 'hex');
   const y = Buffer.from(b, 'hex');
   return x.length === y.length && timingSafeEqual(x, y);

@@ -1,3 +1,87 @@
+import type { Knex } from 'knex';
 import type { Deps } from '../config/deps.js';
-import type { AppError } from '../domain/errors.js';
-export async function failOperation(_deps: Deps, _operationId: string, _error: AppError): Promise<void> {}
+import { AppError } from '../domain/errors.js';
+import { appendAudit } from '../db/queries/audit-events.js';
+import { writeEvent, type EventType } from '../db/queries/events.js';
+import { finishOperation, isTerminal, lockOperation, markProcessing, type OperationRecord } from '../db/queries/operations.js';
+import { operationDoneChannel } from '../api/operation-waiter.js';
+
+/** What a successful operation wrote, for the outbox and the audit trail. */
+export interface Applied {
+  result: Record<string, unknown>;
+  event: { merchantId: string | null; type: EventType; data: Record<string, unknown> };
+  audit: { action: string; objectType: string; objectId: string; context: Record<string, unknown> };
+}
+
+/**
+ * Applies the business rules of one operation to the locked rows. Throws a non-retryable
+ * AppError for a business refusal (the operation then fails with that code); any other error is
+ * infrastructure trouble and the job is retried.
+ */
+export type ApplyOperation = (trx: Knex.Transaction, op: OperationRecord, deps: Deps) => Promise<Applied>;
+
+/**
+ * Runs an operation effectively once: the operation row is re-read under lock inside the one
+ * transaction that writes everything else, so a job that runs twice (stalled, re-enqueued by the
+ * reconciler) finds it terminal and changes nothing.
+ */
+export async function runOperation(deps: Deps, operationId: string, apply: ApplyOperation): Promise<unknown> {
+  const started = await markProcessing(deps.db, operationId);
+  if (!started) return { skipped: 'already terminal' };
+  let finished: OperationRecord | undefined;
+  try {
+    finished = await deps.db.transaction(async (trx) => {
+      const op = await lockOperation(trx, operationId);
+      if (!op || isTerminal(op.status)) return undefined;
+      const applied = await apply(trx, op, deps);
+      const row = await finishOperation(trx, op.id, { status: 'succeeded', result: applied.result });
+      await writeEvent(trx, applied.event.merchantId, applied.event.type, { operation_id: op.id, ...applied.event.data });
+      await appendAudit(trx, { ...actorOf(op), ...applied.audit });
+      return row;
+    });
+  } catch (err) {
+    if (err instanceof AppError && !err.retryable) return failOperation(deps, operationId, err);
+    throw err;
+  }
+  if (finished) await announce(deps, finished);
+  return { status: finished?.status ?? 'already terminal' };
+}
+
+/**
+ * Ends an operation as failed with `error.code`, unless it already ended. Payments that fail tell
+ * their merchant (payment.failed) through the outbox.
+ */
+export async function failOperation(deps: Deps, operationId: string, error: AppError): Promise<unknown> {
+  const failed = await deps.db.transaction(async (trx) => {
+    const op = await lockOperation(trx, operationId);
+    if (!op || isTerminal(op.status)) return undefined;
+    const row = await finishOperation(trx, op.id, { status: 'failed', code: error.code, message: error.message });
+    if (op.type === 'payment') {
+      await writeEvent(trx, op.merchant_id, 'payment.failed', {
+        operation_id: op.id,
+        amount: op.amount_minor,
+        external_order_id: op.params.external_order_id ?? null,
+        error: { code: error.code, message: error.message },
+      });
+    }
+    await appendAudit(trx, { ...actorOf(op), action: `${op.type}.failed`, objectType: 'operation', objectId: op.id, context: { code: error.code } });
+    return row;
+  });
+  if (failed) await announce(deps, failed);
+  return { status: 'failed', code: error.code };
+}
+
+function actorOf(op: OperationRecord) {
+  return { actorType: 'api_key' as const, actorId: op.api_key_id, role: op.actor_role, requestId: op.request_id, ip: op.ip };
+}
+
+/** After commit: count it, and wake any API request waiting on it (best effort; waits also poll). */
+async function announce(deps: Deps, op: OperationRecord): Promise<void> {
+  deps.metrics.operations.inc({ type: op.type, status: op.status, code: op.error_code ?? '' });
+  if (op.completed_at) deps.metrics.operationLatency.observe({ type: op.type }, (op.completed_at.getTime() - op.created_at.getTime()) / 1000);
+  try {
+    await deps.redis.publish(operationDoneChannel(deps.config.QUEUE_PREFIX), op.id);
+  } catch (err) {
+    deps.logger.warn({ err: (err as Error).message, operation_id: op.id }, 'could not publish operation completion');
+  }
+}

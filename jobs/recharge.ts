@@ -1,4 +1,49 @@
+import type { Knex } from 'knex';
 import type { Deps } from '../config/deps.js';
-export async function runRecharge(_deps: Deps, _payload: unknown): Promise<unknown> {
-  return undefined;
+import { isRechargeable } from '../domain/discount.js';
+import { AppError } from '../domain/errors.js';
+import { formatMinor } from '../domain/money.js';
+import { changeBalance } from '../db/queries/ledgers.js';
+import { lockCard } from '../db/queries/member-cards.js';
+import type { OperationRecord } from '../db/queries/operations.js';
+import { insertTransaction } from '../db/queries/transactions.js';
+import type { OperationPayload } from './names.js';
+import { runOperation, type Applied } from './operation-runner.js';
+
+export const runRecharge = (deps: Deps, payload: OperationPayload) => runOperation(deps, payload.operationId, applyRecharge);
+
+/** A recharge (DESIGN.md §2): prepaid and corporate only, resulting balance within MAX_BALANCE, no points. */
+async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
+  const card = op.card_id ? await lockCard(trx, op.card_id) : undefined;
+  if (!card || !isRechargeable(card.type)) throw new AppError('RECHARGE_NOT_ALLOWED', `Only prepaid and corporate cards can be recharged`);
+  const { rows } = await trx.raw<{ rows: { owner_status: string; actor_status: string | null }[] }>(
+    `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS owner_status,
+            (SELECT status FROM member_profiles WHERE id = ?) AS actor_status`,
+    [card.owner_member_id, op.member_id],
+  );
+  const parties = rows[0]!;
+  if (parties.owner_status !== 'active' || (parties.actor_status !== null && parties.actor_status !== 'active')) throw new AppError('MEMBER_SUSPENDED', 'The member is suspended');
+  if (card.status !== 'active') throw new AppError('CARD_NOT_ACTIVE', `The card is ${card.status}`);
+  if (card.is_expired) throw new AppError('CARD_EXPIRED', 'The card has expired');
+  if (card.balance_minor + op.amount_minor > deps.config.MAX_BALANCE) {
+    throw new AppError('BALANCE_LIMIT_EXCEEDED', `A card may hold at most ${formatMinor(deps.config.MAX_BALANCE)}`, { balance: formatMinor(card.balance_minor) });
+  }
+  const tx = await insertTransaction(trx, {
+    type: 'recharge',
+    operation_id: op.id,
+    card_id: card.id,
+    member_id: op.member_id ?? card.owner_member_id,
+    raw_amount_minor: op.amount_minor,
+    final_amount_minor: op.amount_minor,
+    via_balance: true,
+    payment_method: op.payment_method,
+    tag: op.params.tag ?? null,
+  });
+  const balance = await changeBalance(trx, card, { delta: op.amount_minor, transactionId: tx.id, reason: 'recharge' });
+  const result = { tx_no: tx.tx_no, card_id: card.id, amount: formatMinor(op.amount_minor), balance: formatMinor(balance) };
+  return {
+    result,
+    event: { merchantId: null, type: 'recharge.succeeded', data: { tx_no: tx.tx_no, card_id: card.id, amount: result.amount } },
+    audit: { action: 'recharge.succeeded', objectType: 'transaction', objectId: tx.tx_no, context: { operation_id: op.id, card_id: card.id, amount_minor: op.amount_minor } },
+  };
 }

@@ -4,6 +4,7 @@ import { createRedis, workerOptions } from '../config/redis.js';
 import { assertHandlersComplete, maintenanceHandlers, operationHandlers } from '../jobs/index.js';
 import { MAINTENANCE_QUEUE, partitionQueueName, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType } from '../jobs/names.js';
 import { runJob } from './run-job.js';
+import { runEntryPoint } from './entry.js';
 
 export interface RunningWorkers {
   workers: Worker[];
@@ -56,3 +57,8 @@ export async function startWorkers(deps: Deps): Promise<RunningWorkers> {
     },
   };
 }
+
+runEntryPoint(import.meta.url, 'worker', async (deps) => {
+  const running = await startWorkers(deps);
+  return () => running.close();
+});

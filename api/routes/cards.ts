@@ -1,6 +1,195 @@
-import { Router } from 'express';
+import bcrypt from 'bcryptjs';
+import { Router, type Request } from 'express';
 import type { Deps } from '../../config/deps.js';
+import { countBindings, deleteBinding, findBinding, insertBinding, listBindings } from '../../db/queries/bindings.js';
+import { changeBalance, changePoints } from '../../db/queries/ledgers.js';
+import { loadLevels } from '../../db/queries/levels.js';
+import { findCardByNo, insertCard, lockCard, setCardStatus, type MemberCardRow } from '../../db/queries/member-cards.js';
+import { findMember } from '../../db/queries/members.js';
+import { endQrTokens } from '../../db/queries/qr.js';
+import { insertTransaction } from '../../db/queries/transactions.js';
+import { cardRateMilli } from '../../domain/card-rate.js';
+import { isShareable } from '../../domain/discount.js';
+import { AppError, forbidden, notFound } from '../../domain/errors.js';
+import { formatMinor, parseAmount } from '../../domain/money.js';
+import { cardFor, isUuid } from '../access.js';
+import { allow, principalOf } from '../middleware/auth.js';
+import { rateLimit } from '../middleware/rate-limit.js';
+import { conflict, fieldError, idParam, recordAudit, requireActiveMember } from '../route-helpers.js';
+import { reasonBody } from '../schemas/common.js';
+import { bindBody, createCardBody, pointsAdjustmentBody } from '../schemas/cards.js';
+import { cardJson } from '../serializers.js';
+import { parse } from '../validate.js';
+import { bindingJson } from '../views.js';
 
-export function cardRoutes(_deps: Deps): Router {
-  return Router();
+const BCRYPT_COST = 10;
+
+// Compared against when the card number is unknown, so that a miss costs as long as a wrong password.
+let decoyHash: Promise<string> | undefined;
+const decoy = () => (decoyHash ??= bcrypt.hash('decoy-binding-password', BCRYPT_COST));
+
+export function cardRoutes(deps: Deps): Router {
+  const router = Router();
+  const { db, config } = deps;
+
+  const view = async (card: MemberCardRow) => cardJson(card, cardRateMilli(card, await loadLevels(db)));
+
+  router.post('/cards', allow('admin', 'app'), async (req, res) => {
+    const body = parse(createCardBody, req.body);
+    const faceValue = body.face_value === undefined ? null : parseAmount(body.face_value, Math.min(config.MAX_AMOUNT, config.MAX_BALANCE), 'face_value');
+    if (body.expires_at !== undefined && Date.parse(body.expires_at) <= Date.now()) throw fieldError('expires_at', 'must be in the future');
+    const owner = await findMember(db, body.owner_member_id);
+    if (!owner) throw notFound('member');
+    requireActiveMember(owner);
+    const passwordHash = body.binding_password === undefined ? null : await bcrypt.hash(body.binding_password, BCRYPT_COST);
+
+    const card = await db.transaction(async (trx) => {
+      const row = await insertCard(trx, {
+        type: body.type,
+        owner_member_id: owner.id,
+        fixed_discount: body.type === 'corporate' ? (body.fixed_discount ?? '1.000') : null,
+        face_value_minor: faceValue,
+        binding_password_hash: passwordHash,
+        expires_at: body.expires_at ?? null,
+      });
+      await insertBinding(trx, { card_id: row.id, member_id: owner.id, role: 'owner' });
+      if (faceValue !== null) {
+        // The face value enters like a recharge, so balance = Σ balance_ledger holds for vouchers too.
+        const tx = await insertTransaction(trx, {
+          type: 'recharge',
+          operation_id: null,
+          card_id: row.id,
+          member_id: owner.id,
+          merchant_id: null,
+          raw_amount_minor: faceValue,
+          final_amount_minor: faceValue,
+          via_balance: true,
+          payment_method: 'voucher_issue',
+        });
+        await changeBalance(trx, row, { delta: faceValue, transactionId: tx.id, reason: 'recharge' });
+      }
+      await recordAudit(trx, req, {
+        action: 'card.create',
+        objectType: 'card',
+        objectId: row.id,
+        context: { type: row.type, owner_member_id: owner.id, face_value: faceValue === null ? null : formatMinor(faceValue) },
+      });
+      return row;
+    });
+    res.status(201).json(await view(card));
+  });
+
+  router.get('/cards/:id', allow('admin', 'app', 'member'), async (req, res) => {
+    const principal = principalOf(req);
+    const { card, bindingRole } = await cardFor(db, principal, String(req.params.id), 'read');
+    // Who else uses a card is for the people who manage it, not for every bound member.
+    const seesBindings = bindingRole === null || bindingRole === 'owner' || bindingRole === 'admin';
+    const bindings = seesBindings ? (await listBindings(db, card.id)).map(bindingJson) : undefined;
+    res.json({ ...(await view(card)), role: bindingRole, bindings });
+  });
+
+  const statusChange = (action: 'freeze' | 'unfreeze', from: string, to: string) =>
+    router.post(`/cards/:id/${action}`, allow('admin'), async (req, res) => {
+      const id = idParam(req, 'id', 'card');
+      const { reason } = parse(reasonBody, req.body);
+      const card = await db.transaction(async (trx) => {
+        // The card lock orders this after any payment of the card already running.
+        const current = await lockCard(trx, id);
+        if (!current) throw notFound('card');
+        if (current.status !== from) throw conflict(`The card is ${current.status}; only ${from} cards can be ${action === 'freeze' ? 'frozen' : 'unfrozen'}`, { status: current.status });
+        const row = (await setCardStatus(trx, id, from, to))!;
+        await recordAudit(trx, req, { action: `card.${action}`, objectType: 'card', objectId: id, context: reason ? { reason } : {} });
+        return row;
+      });
+      res.json(await view(card));
+    });
+  statusChange('freeze', 'active', 'frozen');
+  statusChange('unfreeze', 'frozen', 'active');
+
+  // Per member: a member token by its member, an app by the member it binds for (one app serves many).
+  const bindSubject = (req: Request) => {
+    const principal = req.principal;
+    if (!principal) return undefined;
+    if (principal.role === 'member') return `member:${principal.memberId}`;
+    const memberId = (req.body as { member_id?: unknown } | undefined)?.member_id;
+    return `key:${principal.keyId}:${typeof memberId === 'string' && isUuid(memberId) ? memberId.toLowerCase() : '-'}`;
+  };
+
+  router.post('/cards/bind', allow('member', 'app'), rateLimit(deps, 'bind', config.RATE_LIMIT_BIND_PER_MIN, bindSubject), async (req, res) => {
+    const principal = principalOf(req);
+    const body = parse(bindBody, req.body);
+    let memberId: string;
+    if (principal.role === 'member') {
+      if (body.member_id !== undefined) throw fieldError('member_id', 'is not accepted with a member token: a member binds itself');
+      memberId = principal.memberId!;
+    } else {
+      if (body.member_id === undefined) throw fieldError('member_id', 'is required with an app key');
+      memberId = body.member_id.toLowerCase();
+    }
+    const member = await findMember(db, memberId);
+    if (!member) throw notFound('member');
+    requireActiveMember(member);
+
+    // One answer for an unknown number, a card without a password and a wrong password, so numbers cannot be probed.
+    const found = await findCardByNo(db, body.card_no);
+    const matches = await bcrypt.compare(body.binding_password, found?.binding_password_hash ?? (await decoy()));
+    if (!found || !found.binding_password_hash || !isShareable(found.type) || !matches) {
+      throw new AppError('BINDING_PASSWORD_INVALID', 'The card number or the binding password is wrong');
+    }
+
+    const binding = await db.transaction(async (trx) => {
+      // Bindings of one card take turns, so two concurrent binds cannot both pass the limit.
+      await lockCard(trx, found.id);
+      if (await findBinding(trx, found.id, memberId)) throw conflict('The member is already bound to this card');
+      if ((await countBindings(trx, found.id)) >= config.MAX_BINDINGS_PER_CARD) {
+        throw new AppError('BINDING_LIMIT_REACHED', `A card may have at most ${config.MAX_BINDINGS_PER_CARD} bindings`);
+      }
+      const row = await insertBinding(trx, { card_id: found.id, member_id: memberId, role: body.role });
+      await recordAudit(trx, req, { action: 'card.bind', objectType: 'card', objectId: found.id, context: { member_id: memberId, role: body.role } });
+      return row;
+    });
+    res.status(201).json(bindingJson(binding));
+  });
+
+  router.delete('/cards/:id/bindings/:member_id', allow('admin', 'member'), async (req, res) => {
+    const principal = principalOf(req);
+    const { card, bindingRole } = await cardFor(db, principal, String(req.params.id), 'read');
+    const memberId = idParam(req, 'member_id', 'binding');
+    const self = principal.role === 'member' && principal.memberId === memberId;
+    if (principal.role === 'member' && !self && bindingRole !== 'owner' && bindingRole !== 'admin') {
+      throw forbidden('Only the card owner or a card admin may remove another member');
+    }
+    const removed = await db.transaction(async (trx) => {
+      await lockCard(trx, card.id);
+      const binding = await findBinding(trx, card.id, memberId);
+      if (!binding) throw notFound('binding');
+      if (binding.role === 'owner') throw conflict('The owner binding cannot be removed');
+      await deleteBinding(trx, card.id, memberId);
+      // A member who no longer may pay with the card must not keep a live QR for it.
+      const revoked = await endQrTokens(trx, { card_id: card.id, member_id: memberId }, 'revoked');
+      await recordAudit(trx, req, { action: 'card.unbind', objectType: 'card', objectId: card.id, context: { member_id: memberId, role: binding.role, qr_revoked: revoked } });
+      return binding;
+    });
+    res.json({ ...bindingJson(removed), removed: true });
+  });
+
+  router.post('/cards/:id/points-adjustments', allow('admin'), async (req, res) => {
+    const id = idParam(req, 'id', 'card');
+    const body = parse(pointsAdjustmentBody, req.body);
+    const principal = principalOf(req);
+    const result = await db.transaction(async (trx) => {
+      const card = await lockCard(trx, id);
+      if (!card) throw notFound('card');
+      if (card.type === 'corporate' || card.type === 'voucher') throw new AppError('UNPROCESSABLE', `${card.type} cards do not carry points`);
+      if (card.points + body.delta < 0) {
+        throw new AppError('UNPROCESSABLE', `Points cannot go below 0: the card has ${card.points}`, { points: card.points, delta: body.delta });
+      }
+      const after = await changePoints(trx, card, await loadLevels(trx), { delta: body.delta, reason: 'adjustment', note: body.reason, actorKeyId: principal.keyId });
+      await recordAudit(trx, req, { action: 'card.points_adjust', objectType: 'card', objectId: id, context: { delta: body.delta, reason: body.reason, points_after: after.points } });
+      return after;
+    });
+    res.status(201).json({ card_id: id, delta: body.delta, points: result.points, level: result.level });
+  });
+
+  return router;
 }

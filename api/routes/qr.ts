@@ -1,6 +1,97 @@
 import { Router } from 'express';
+import { z } from 'zod';
 import type { Deps } from '../../config/deps.js';
+import { discountRateFor } from '../../domain/discount.js';
+import { AppError } from '../../domain/errors.js';
+import { levelFor } from '../../domain/levels.js';
+import { maskCardNo } from '../../domain/masking.js';
+import { formatRate, parseRate } from '../../domain/money.js';
+import { newQrToken, sha256 } from '../../domain/tokens.js';
+import { appendAudit } from '../../db/queries/audit-events.js';
+import { loadLevels } from '../../db/queries/levels.js';
+import { findCard } from '../../db/queries/member-cards.js';
+import { endQrTokens, findQrByHash, issueQr } from '../../db/queries/qr.js';
+import { cardFor } from '../access.js';
+import { allow, principalOf } from '../middleware/auth.js';
+import { rateLimit } from '../middleware/rate-limit.js';
+import { fields, parse } from '../validate.js';
 
-export function qrRoutes(_deps: Deps): Router {
-  return Router();
+const issueBody = z.strictObject({
+  ttl_seconds: z.number().int().min(60).max(3600).optional(),
+  member_id: fields.uuid.optional(),
+});
+const revokeQuery = z.strictObject({ member_id: fields.uuid.optional() });
+const validateBody = z.strictObject({ qr: z.string().min(1).max(200) });
+
+export function qrRoutes(deps: Deps): Router {
+  const router = Router();
+  const { db, config, metrics } = deps;
+
+  /**
+   * Issues (rotates) the QR of a (card, member) pair. Members get their own; app and admin keys
+   * may name a bound member and otherwise issue for the owner. Viewers cannot pay, so get none.
+   */
+  router.post('/cards/:id/qr', allow('member', 'app', 'admin'), async (req, res) => {
+    const principal = principalOf(req);
+    const body = parse(issueBody, req.body);
+    if (principal.role === 'member' && body.member_id) throw new AppError('VALIDATION_ERROR', 'member_id is only for app and admin keys', { unknown_fields: ['member_id'] });
+    const { card } = await cardFor(db, principal, String(req.params.id), 'pay');
+    const memberId = principal.memberId ?? body.member_id ?? card.owner_member_id;
+    const binding = await db('card_bindings').where({ card_id: card.id, member_id: memberId }).first('role');
+    if (!binding) throw new AppError('NOT_FOUND', 'That member is not bound to this card');
+    if (binding.role === 'viewer') throw new AppError('FORBIDDEN', 'A viewer of this card may not pay with it');
+    if (card.status !== 'active') throw new AppError('CARD_NOT_ACTIVE', `The card is ${card.status}`);
+    const member = await db('member_profiles').where({ id: memberId }).first('status');
+    if (member?.status !== 'active') throw new AppError('MEMBER_SUSPENDED', 'The member is suspended');
+
+    const token = newQrToken();
+    const ttl = body.ttl_seconds ?? config.QR_DEFAULT_TTL_S;
+    const state = await db.transaction(async (trx) => {
+      const row = await issueQr(trx, card.id, memberId, token.hash, ttl);
+      await appendAudit(trx, { actorType: 'api_key', actorId: principal.keyId, role: principal.role, action: 'qr.issue', objectType: 'card', objectId: card.id, context: { member_id: memberId, ttl_seconds: ttl }, requestId: req.id, ip: req.ip });
+      return row;
+    });
+    metrics.qrEvents.inc({ event: 'issued' });
+    res.status(201).json({ qr_plain: token.plain, expires_at: state.expires_at.toISOString(), card_id: card.id, member_id: memberId });
+  });
+
+  /** Revokes: a member its own token; app and admin keys one member's (`?member_id=`) or all of the card's. */
+  router.delete('/cards/:id/qr', allow('member', 'app', 'admin'), async (req, res) => {
+    const principal = principalOf(req);
+    const query = parse(revokeQuery, req.query, 'query');
+    const { card } = await cardFor(db, principal, String(req.params.id), 'pay');
+    const memberId = principal.memberId ?? query.member_id;
+    const revoked = await db.transaction(async (trx) => {
+      const n = await endQrTokens(trx, memberId ? { card_id: card.id, member_id: memberId } : { card_id: card.id }, 'revoked');
+      await appendAudit(trx, { actorType: 'api_key', actorId: principal.keyId, role: principal.role, action: 'qr.revoke', objectType: 'card', objectId: card.id, context: { member_id: memberId ?? null, revoked: n }, requestId: req.id, ip: req.ip });
+      return n;
+    });
+    metrics.qrEvents.inc({ event: 'revoked' }, revoked);
+    res.json({ revoked });
+  });
+
+  /** Lets a POS check a QR before charging. It never consumes the token. */
+  router.post(
+    '/qr/validate',
+    allow('merchant'),
+    rateLimit(deps, 'qr-validate', config.RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN, (req) => req.principal?.keyId),
+    async (req, res) => {
+      const body = parse(validateBody, req.body);
+      const qr = await findQrByHash(db, sha256(body.qr));
+      const card = qr?.is_live ? await findCard(db, qr.card_id) : undefined;
+      if (!qr || !card || card.status !== 'active' || qr.card_expired) {
+        metrics.qrEvents.inc({ event: 'invalid' });
+        return res.json({ valid: false, expires_at: qr?.expires_at.toISOString() ?? null, card: null });
+      }
+      const levels = await loadLevels(db);
+      const rate = discountRateFor(card.type, levelFor(card.points, levels).discountMilli, card.fixed_discount === null ? null : parseRate(card.fixed_discount));
+      res.json({
+        valid: true,
+        expires_at: qr.expires_at.toISOString(),
+        card: { masked: maskCardNo(card.card_no), type: card.type, level: card.level, discount_rate: formatRate(rate) },
+      });
+    },
+  );
+
+  return router;
 }

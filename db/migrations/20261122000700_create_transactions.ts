@@ -7,7 +7,8 @@ export async function up(knex: Knex): Promise<void> {
     t.text('tx_no').notNullable().unique();
     t.text('type').notNullable();
     t.text('status').notNullable().defaultTo('completed');
-    t.text('operation_id').notNullable().unique().references('operations.id'); // one transaction per operation
+    // One transaction per operation; null only for rows no operation made (a voucher's face value at issue).
+    t.text('operation_id').unique().references('operations.id');
     t.uuid('card_id').notNullable().references('member_cards.id');
     t.uuid('member_id').references('member_profiles.id'); // who paid / recharged
     t.uuid('merchant_id').references('merchants.id');
@@ -33,7 +34,8 @@ export async function up(knex: Knex): Promise<void> {
     ADD CONSTRAINT transactions_rate_range CHECK (discount_rate >= 0 AND discount_rate <= 1),
     ADD CONSTRAINT transactions_points_nonneg CHECK (points_earned >= 0 AND points_clawed_back >= 0),
     ADD CONSTRAINT transactions_refund_has_original CHECK ((type = 'refund') = (original_tx_id IS NOT NULL)),
-    ADD CONSTRAINT transactions_merchant_for_money_out CHECK (type = 'recharge' OR merchant_id IS NOT NULL)`);
+    ADD CONSTRAINT transactions_merchant_for_money_out CHECK (type = 'recharge' OR merchant_id IS NOT NULL),
+    ADD CONSTRAINT transactions_operation_or_voucher_issue CHECK (operation_id IS NOT NULL OR (type = 'recharge' AND payment_method = 'voucher_issue'))`);
   await knex.raw(`CREATE INDEX transactions_card_time ON transactions (card_id, created_at DESC, id DESC)`);
   await knex.raw(`CREATE INDEX transactions_member_time ON transactions (member_id, created_at DESC, id DESC)`);
   await knex.raw(`CREATE INDEX transactions_merchant_time ON transactions (merchant_id, created_at DESC, id DESC)`);

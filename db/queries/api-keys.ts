@@ -45,3 +45,16 @@ export async function createApiKey(
 export async function ensureAdminKey(db: Db, key: string, hash: string, prefix: string): Promise<void> {
   await db('api_keys').insert({ role: 'admin', key_hash: hash, prefix, name: 'MPS_ADMIN_KEY' }).onConflict('key_hash').ignore();
 }
+
+export async function findMerchantKey(db: Db, merchantId: string, keyId: string): Promise<ApiKeyRow | undefined> {
+  return db<ApiKeyRow>('api_keys').where({ id: keyId, merchant_id: merchantId, role: 'merchant' }).first();
+}
+
+/** Revokes for good: a revoked key never authenticates again (findActiveKeyByHash wants 'active'). */
+export async function revokeApiKey(db: Db, id: string): Promise<ApiKeyRow & { revoked_at: Date | null }> {
+  const [row] = await db<ApiKeyRow>('api_keys')
+    .where({ id })
+    .update({ status: 'revoked', revoked_at: db.raw('coalesce(revoked_at, now())') } as never)
+    .returning('*');
+  return row as ApiKeyRow & { revoked_at: Date | null };
+}

@@ -19,3 +19,10 @@ export async function loadLevels(db: Db): Promise<Level[]> {
   const rows = await listLevelRows(db);
   return rows.map((r) => ({ level: r.level, name: r.name, minPoints: r.min_points, discountMilli: parseRate(r.discount_rate) }));
 }
+
+/** Replaces the whole table inside the caller's transaction. */
+export async function replaceLevelRows(trx: Db, rows: Omit<LevelRow, 'updated_at'>[]): Promise<LevelRow[]> {
+  await trx('membership_levels').del();
+  await trx('membership_levels').insert(rows);
+  return listLevelRows(trx);
+}

@@ -12,9 +12,16 @@ export async function findCard(db: Db, id: string): Promise<MemberCardRow | unde
   return db<MemberCardRow>('member_cards').where({ id }).first();
 }
 
-/** Locks the card row for the rest of the transaction: the serialization point of its money. */
-export async function lockCard(trx: Db, id: string): Promise<MemberCardRow | undefined> {
-  return trx<MemberCardRow>('member_cards').where({ id }).forUpdate().first();
+/**
+ * Locks the card row for the rest of the transaction: the serialization point of its money.
+ * `is_expired` is judged by Postgres now(), never the process clock.
+ */
+export async function lockCard(trx: Db, id: string): Promise<(MemberCardRow & { is_expired: boolean }) | undefined> {
+  const { rows } = await trx.raw<{ rows: (MemberCardRow & { is_expired: boolean })[] }>(
+    `SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = ? FOR UPDATE`,
+    [id],
+  );
+  return rows[0];
 }
 
 /** Card numbers: 880 + a type digit + 12 digits from a sequence. Unique by construction. */
@@ -38,4 +45,39 @@ export async function insertCard(
     } as never)
     .returning('*');
   return row!;
+}
+
+export async function findCardByNo(db: Db, cardNo: string): Promise<MemberCardRow | undefined> {
+  return db<MemberCardRow>('member_cards').where({ card_no: cardNo }).first();
+}
+
+/** Cards a member owns or is bound to, with the member's binding role on each (owner for owned cards). */
+export async function listCardsOfMember(db: Db, memberId: string): Promise<(MemberCardRow & { binding_role: string })[]> {
+  return db('member_cards as c')
+    .leftJoin('card_bindings as b', function () {
+      this.on('b.card_id', '=', 'c.id').andOnVal('b.member_id', '=', memberId);
+    })
+    .where('c.owner_member_id', memberId)
+    .orWhereNotNull('b.id')
+    .select('c.*', db.raw(`coalesce(b.role, 'owner') AS binding_role`))
+    .orderBy([{ column: 'c.created_at' }, { column: 'c.id' }]);
+}
+
+/** Moves a card's status only from `from`; undefined when the card was not in that status. */
+export async function setCardStatus(trx: Db, id: string, from: string, to: string): Promise<MemberCardRow | undefined> {
+  const [row] = await trx<MemberCardRow>('member_cards').where({ id, status: from }).update({ status: to, updated_at: trx.fn.now() } as never).returning('*');
+  return row;
+}
+
+/**
+ * Sets every card's stored level to the highest level its points reach under the current
+ * membership_levels (the same rule as domain/levels.ts levelFor). Returns how many cards moved.
+ */
+export async function recomputeCardLevels(trx: Db): Promise<number> {
+  return trx.raw(
+    `UPDATE member_cards c SET level = l.level, updated_at = now()
+       FROM (SELECT c2.id, (SELECT level FROM membership_levels WHERE min_points <= c2.points ORDER BY min_points DESC LIMIT 1) AS level
+               FROM member_cards c2) l
+      WHERE l.id = c.id AND l.level IS NOT NULL AND c.level IS DISTINCT FROM l.level`,
+  ).then((r: { rowCount: number }) => r.rowCount);
 }

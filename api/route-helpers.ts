@@ -1,0 +1,43 @@
+import type { Request } from 'express';
+import type { Db } from '../db/knex.js';
+import { appendAudit } from '../db/queries/audit-events.js';
+import type { MemberProfileRow } from '../db/queries/members.js';
+import { AppError, notFound } from '../domain/errors.js';
+import { isUuid } from './access.js';
+import { principalOf } from './middleware/auth.js';
+
+/** A path id; anything that is not a UUID cannot name a row, so it is 404 like a missing one. */
+export function idParam(req: Request, name: string, what: string): string {
+  const value = req.params[name];
+  if (typeof value !== 'string' || !isUuid(value)) throw notFound(what);
+  return value.toLowerCase();
+}
+
+/** Appends the audit event of a state change made by the calling key; call it last in the transaction. */
+export function recordAudit(trx: Db, req: Request, event: { action: string; objectType: string; objectId: string; context?: Record<string, unknown> }): Promise<void> {
+  const principal = principalOf(req);
+  return appendAudit(trx, {
+    actorType: 'api_key',
+    actorId: principal.keyId,
+    role: principal.role,
+    requestId: req.id,
+    ip: req.ip ?? null,
+    ...event,
+  });
+}
+
+/** A 400 about one field, in the shape `parse` gives for schema failures. */
+export function fieldError(field: string, message: string): AppError {
+  return new AppError('VALIDATION_ERROR', `Invalid body: ${field}: ${message}`, { issues: [{ field, message }] });
+}
+
+/** A state machine step that does not apply to the current state (suspend twice, unfreeze an active card). */
+export function conflict(message: string, details?: Record<string, unknown>): AppError {
+  return new AppError('CONFLICT', message, details);
+}
+
+/** Suspended and erased members take no new cards, bindings or tokens (erased ones keep their id for the books). */
+export function requireActiveMember(member: MemberProfileRow): void {
+  if (member.status === 'suspended') throw new AppError('MEMBER_SUSPENDED', 'The member is suspended');
+  if (member.status !== 'active') throw new AppError('UNPROCESSABLE', `The member is ${member.status}`);
+}

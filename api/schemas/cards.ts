@@ -1,0 +1,45 @@
+import { z } from 'zod';
+import { fields } from '../validate.js';
+import { rateInput } from './common.js';
+
+const SHARED = ['prepaid', 'corporate'];
+
+export const createCardBody = z
+  .strictObject({
+    type: z.enum(['prepaid', 'corporate', 'voucher']),
+    owner_member_id: z.uuid({ error: (issue) => (issue.input === undefined ? 'is required: every card has an owner member' : 'must be a member id (UUID)') }),
+    fixed_discount: rateInput(3).optional(),
+    face_value: fields.amount.optional(),
+    expires_at: fields.isoTime.optional(),
+    binding_password: z.string().optional(),
+  })
+  .superRefine((body, ctx) => {
+    const issue = (field: string, message: string) => ctx.addIssue({ code: 'custom', path: [field], message });
+    if (body.fixed_discount !== undefined && body.type !== 'corporate') issue('fixed_discount', 'only corporate cards have a fixed discount');
+    if (body.type === 'voucher' && body.face_value === undefined) issue('face_value', 'is required for vouchers');
+    if (body.type !== 'voucher' && body.face_value !== undefined) issue('face_value', 'only vouchers have a face value');
+    if (SHARED.includes(body.type)) {
+      const bytes = body.binding_password === undefined ? 0 : Buffer.byteLength(body.binding_password);
+      // bcrypt reads at most 72 bytes: a longer password would silently match its own prefix.
+      if (bytes < 6 || bytes > 72) issue('binding_password', 'is required for shared cards: 6 to 72 bytes');
+    } else if (body.binding_password !== undefined) {
+      issue('binding_password', 'only shared cards (prepaid, corporate) have a binding password');
+    }
+  });
+
+export const bindBody = z.strictObject({
+  card_no: z.string().regex(/^[0-9]{16}$/, 'must be a 16-digit card number'),
+  binding_password: z.string().min(1).max(200),
+  member_id: fields.uuid.optional(),
+  role: z.enum(['admin', 'member', 'viewer']).default('member'),
+});
+
+export const pointsAdjustmentBody = z.strictObject({
+  delta: z
+    .number()
+    .int()
+    .min(-1_000_000_000)
+    .max(1_000_000_000)
+    .refine((n) => n !== 0, 'must not be 0'),
+  reason: fields.text(200),
+});

@@ -1,0 +1,32 @@
+import type { Db } from '../knex.js';
+import type { BindingRole } from '../../api/access.js';
+
+export interface BindingRow {
+  id: string;
+  card_id: string;
+  member_id: string;
+  role: BindingRole;
+  created_at: Date;
+}
+
+export async function insertBinding(db: Db, binding: { card_id: string; member_id: string; role: BindingRole }): Promise<BindingRow> {
+  const [row] = await db<BindingRow>('card_bindings').insert(binding).returning('*');
+  return row!;
+}
+
+export async function findBinding(db: Db, cardId: string, memberId: string): Promise<BindingRow | undefined> {
+  return db<BindingRow>('card_bindings').where({ card_id: cardId, member_id: memberId }).first();
+}
+
+export async function listBindings(db: Db, cardId: string): Promise<BindingRow[]> {
+  return db<BindingRow>('card_bindings').where({ card_id: cardId }).orderBy([{ column: 'created_at' }, { column: 'id' }]);
+}
+
+export async function countBindings(db: Db, cardId: string): Promise<number> {
+  const row = await db('card_bindings').where({ card_id: cardId }).count<{ n: string | number }>({ n: '*' }).first();
+  return Number(row?.n ?? 0);
+}
+
+export async function deleteBinding(db: Db, cardId: string, memberId: string): Promise<number> {
+  return db('card_bindings').where({ card_id: cardId, member_id: memberId }).del();
+}

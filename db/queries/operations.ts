@@ -1,0 +1,96 @@
+import type { Db } from '../knex.js';
+import type { OperationType } from '../../jobs/names.js';
+
+export type OperationStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
+
+export interface OperationRecord {
+  id: string;
+  type: OperationType;
+  status: OperationStatus;
+  principal: string;
+  idempotency_key: string | null;
+  request_hash: string;
+  api_key_id: string;
+  actor_role: string;
+  merchant_id: string | null;
+  member_id: string | null;
+  card_id: string | null;
+  partition: number;
+  qr_token_hash: string | null;
+  amount_minor: number;
+  payment_method: string | null;
+  original_tx_no: string | null;
+  params: { external_order_id?: string; tag?: Record<string, unknown>; reason?: string };
+  error_code: string | null;
+  error_message: string | null;
+  result: Record<string, unknown> | null;
+  attempts: number;
+  request_id: string | null;
+  ip: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  completed_at: Date | null;
+}
+
+export type NewOperation = Omit<OperationRecord, 'status' | 'error_code' | 'error_message' | 'result' | 'attempts' | 'created_at' | 'started_at' | 'completed_at'>;
+
+export const isTerminal = (status: OperationStatus) => status === 'succeeded' || status === 'failed';
+
+export async function findOperation(db: Db, id: string): Promise<OperationRecord | undefined> {
+  return db<OperationRecord>('operations').where({ id }).first();
+}
+
+export async function findByIdempotencyKey(db: Db, principal: string, key: string): Promise<OperationRecord | undefined> {
+  return db<OperationRecord>('operations').where({ principal, idempotency_key: key }).first();
+}
+
+/** Inserts unless the (principal, key) pair exists; returns undefined when a concurrent request won. */
+export async function insertOperation(db: Db, op: NewOperation): Promise<OperationRecord | undefined> {
+  const insert = db('operations').insert({ ...op, params: JSON.stringify(op.params) }).toSQL();
+  const { rows } = await db.raw<{ rows: OperationRecord[] }>(
+    `${insert.sql} ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
+    insert.bindings,
+  );
+  return rows[0];
+}
+
+/** Marks an open operation as being worked on; undefined when it is already terminal (or unknown). */
+export async function markProcessing(db: Db, id: string): Promise<OperationRecord | undefined> {
+  const [row] = await db<OperationRecord>('operations')
+    .where({ id })
+    .whereIn('status', ['queued', 'processing'])
+    .update({ status: 'processing', started_at: db.raw('coalesce(started_at, now())'), attempts: db.raw('attempts + 1') } as never)
+    .returning('*');
+  return row;
+}
+
+export async function lockOperation(trx: Db, id: string): Promise<OperationRecord | undefined> {
+  return trx<OperationRecord>('operations').where({ id }).forUpdate().first();
+}
+
+/** Writes the one terminal outcome of an operation (the caller holds its row lock). */
+export async function finishOperation(
+  trx: Db,
+  id: string,
+  outcome: { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; code: string; message: string },
+): Promise<OperationRecord> {
+  const [row] = await trx<OperationRecord>('operations')
+    .where({ id })
+    .update(
+      outcome.status === 'succeeded'
+        ? ({ status: 'succeeded', result: JSON.stringify(outcome.result), completed_at: trx.fn.now() } as never)
+        : ({ status: 'failed', error_code: outcome.code, error_message: outcome.message, completed_at: trx.fn.now() } as never),
+    )
+    .returning('*');
+  return row!;
+}
+
+/** Open operations older than `ageSeconds` (by Postgres time), oldest first: the reconciler's work list. */
+export async function listStaleOpen(db: Db, ageSeconds: number, limit: number): Promise<Pick<OperationRecord, 'id' | 'type' | 'partition' | 'status'>[]> {
+  return db('operations')
+    .select('id', 'type', 'partition', 'status')
+    .whereIn('status', ['queued', 'processing'])
+    .andWhere('created_at', '<', db.raw(`now() - make_interval(secs => ?)`, [ageSeconds]))
+    .orderBy('created_at')
+    .limit(limit);
+}

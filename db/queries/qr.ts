@@ -1,0 +1,47 @@
+import type { Db } from '../knex.js';
+
+export interface QrStateRow {
+  card_id: string;
+  member_id: string;
+  token_hash: string;
+  issued_at: Date;
+  expires_at: Date;
+}
+
+/** The live-token row of a hash, with liveness and its card's expiry judged by Postgres now(). */
+export async function findQrByHash(db: Db, hash: string): Promise<(QrStateRow & { is_live: boolean; card_expired: boolean }) | undefined> {
+  const { rows } = await db.raw<{ rows: (QrStateRow & { is_live: boolean; card_expired: boolean })[] }>(
+    `SELECT q.*, q.expires_at > now() AS is_live, coalesce(c.expires_at <= now(), false) AS card_expired
+       FROM card_qr_state q JOIN member_cards c ON c.id = q.card_id WHERE q.token_hash = ?`,
+    [hash],
+  );
+  return rows[0];
+}
+
+export async function lockQrByHash(trx: Db, hash: string): Promise<QrStateRow | undefined> {
+  return trx<QrStateRow>('card_qr_state').where({ token_hash: hash }).forUpdate().first();
+}
+
+/** Replaces the (card, member) token; the old one, if any, ends in history as rotated. */
+export async function issueQr(trx: Db, cardId: string, memberId: string, hash: string, ttlSeconds: number): Promise<QrStateRow> {
+  await endQrTokens(trx, { card_id: cardId, member_id: memberId }, 'rotated');
+  const expires = trx.raw('now() + make_interval(secs => ?)', [ttlSeconds]);
+  const [row] = await trx<QrStateRow>('card_qr_state')
+    .insert({ card_id: cardId, member_id: memberId, token_hash: hash, expires_at: expires } as never)
+    .returning('*');
+  await trx('card_qr_history').insert({ card_id: cardId, member_id: memberId, token_hash: hash, issued_at: row!.issued_at, expires_at: row!.expires_at });
+  return row!;
+}
+
+/** Removes live tokens matching `where` and records why in their history rows. Returns how many. */
+export async function endQrTokens(trx: Db, where: Partial<Pick<QrStateRow, 'card_id' | 'member_id' | 'token_hash'>>, reason: 'used' | 'rotated' | 'revoked' | 'expired'): Promise<number> {
+  const ended = await trx<QrStateRow>('card_qr_state').where(where).del().returning('token_hash');
+  if (ended.length) {
+    const column = reason === 'used' ? 'used_at' : reason === 'revoked' ? 'revoked_at' : null;
+    await trx('card_qr_history')
+      .whereIn('token_hash', ended.map((r) => r.token_hash))
+      .whereNull('end_reason')
+      .update({ end_reason: reason, ...(column ? { [column]: trx.fn.now() } : {}) });
+  }
+  return ended.length;
+}

@@ -1,0 +1,31 @@
+import type { DemoData } from '../db/seeds/demo.js';
+
+/** What `npm start` prints: the demo keys and a QR payment to paste into a shell (curl only, no jq). */
+export function demoInstructions(url: string, d: DemoData): string {
+  const field = (name: string) => `grep -o '"${name}":"[^"]*"' | head -1 | cut -d'"' -f4`;
+  return `
+──────────────── MPS demo ────────────────
+API            ${url}   (health: ${url}/health, ready: ${url}/ready, metrics: ${url}/metrics)
+Admin key      ${d.adminKey}
+App key        ${d.appKey}
+Merchant DEMO01 key  ${d.merchantKey}
+Member         ${d.memberId}
+Prepaid card   ${d.prepaidCardId}  (no. ${d.prepaidCardNo}, binding password ${d.bindingPassword})
+Standard card  ${d.standardCardId}
+
+A QR payment, ready to paste:
+
+export MPS=${url} APP=${d.appKey} POS=${d.merchantKey} CARD=${d.prepaidCardId}
+# 1. the member app gets a QR for the prepaid card
+QR=$(curl -s -X POST $MPS/v1/cards/$CARD/qr -H "Authorization: Bearer $APP" -H 'Content-Type: application/json' -d '{}' | ${field('qr_plain')}); echo $QR
+# 2. the POS checks it (does not use it up)
+curl -s -X POST $MPS/v1/qr/validate -H "Authorization: Bearer $POS" -H 'Content-Type: application/json' -d "{\\"qr\\":\\"$QR\\"}"; echo
+# 3. the POS charges 299.00 and waits up to 5 s for the result
+OP=$(curl -s -X POST $MPS/v1/payments -H "Authorization: Bearer $POS" -H 'Content-Type: application/json' -H "Idempotency-Key: demo-$(date +%s)" -H 'Prefer: wait=5' -d "{\\"qr\\":\\"$QR\\",\\"amount\\":\\"299.00\\"}"); echo $OP
+# 4. poll the operation, refund 50.00 of it, and read the card
+curl -s $MPS/v1/operations/$(echo $OP | ${field('id')}) -H "Authorization: Bearer $POS"; echo
+curl -s -X POST $MPS/v1/refunds -H "Authorization: Bearer $POS" -H 'Content-Type: application/json' -H "Idempotency-Key: refund-$(date +%s)" -H 'Prefer: wait=5' -d "{\\"original_tx_no\\":\\"$(echo $OP | ${field('tx_no')})\\",\\"amount\\":\\"50.00\\"}"; echo
+curl -s $MPS/v1/cards/$CARD -H "Authorization: Bearer $APP"; echo
+──────────────────────────────────────────
+`;
+}

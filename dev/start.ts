@@ -1,0 +1,97 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { ConfigError, loadConfig, type Config } from '../config/env.js';
+import { closeDeps, createDeps } from '../config/deps.js';
+import { createKnex, migrateLatest } from '../db/knex.js';
+import { seedDemo, type DemoData } from '../db/seeds/demo.js';
+import { startApi } from '../api/server.js';
+import { startWorkers } from '../workers/main.js';
+import { startScheduler } from '../workers/scheduler.js';
+import { MissingRedisError, startLocalStack, type LocalStack } from './stack.js';
+import { demoInstructions } from './instructions.js';
+
+const DATA_DIR = resolve('.data');
+const DEMO_FILE = join(DATA_DIR, 'demo.json');
+
+/**
+ * `npm start`: the whole system in one process. Without DATABASE_URL / REDIS_URL it runs its own
+ * Postgres and Redis with data in ./.data, so a second start finds the same data.
+ */
+async function main() {
+  const started = Date.now();
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+
+  let stack: LocalStack | undefined;
+  if (!config.DATABASE_URL || !config.REDIS_URL) {
+    mkdirSync(DATA_DIR, { recursive: true });
+    console.log('Starting embedded PostgreSQL and redis-server (data in ./.data) …');
+    stack = await startLocalStack(DATA_DIR, { persistent: true });
+    config = Object.freeze({
+      ...config,
+      DATABASE_URL: config.DATABASE_URL ?? stack.databaseUrl,
+      REDIS_URL: config.REDIS_URL ?? stack.redisUrl,
+      ENCRYPTION_KEY: config.ENCRYPTION_KEY ?? localEncryptionKey(),
+    });
+  }
+
+  const migrator = createKnex(config.DATABASE_URL!, 1, () => undefined);
+  const applied = await migrateLatest(migrator);
+  await migrator.destroy();
+  if (applied.length) console.log(`Applied ${applied.length} migrations.`);
+
+  const deps = await createDeps(config);
+  const demo = existsSync(DEMO_FILE) ? (JSON.parse(readFileSync(DEMO_FILE, 'utf8')) as DemoData) : await createDemo(deps);
+  const workers = await startWorkers(deps);
+  const scheduler = startScheduler(deps);
+  const api = await startApi(deps);
+
+  console.log(demoInstructions(api.url, demo));
+  console.log(`MPS is up in ${((Date.now() - started) / 1000).toFixed(1)} s: api ${api.url}, workers on ${config.CARD_PARTITIONS} partitions, scheduler. Ctrl-C stops.`);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nStopping …');
+    await api.stop();
+    await scheduler.stop();
+    await workers.close();
+    await closeDeps(deps);
+    await stack?.stop();
+    console.log('Stopped.');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+async function createDemo(deps: Awaited<ReturnType<typeof createDeps>>): Promise<DemoData> {
+  const demo = await seedDemo(deps);
+  // Plain keys are only ever shown once by the API; the demo keeps its own in ./.data (git-ignored) to show them again.
+  writeFileSync(DEMO_FILE, JSON.stringify(demo, null, 2), { mode: 0o600 });
+  return demo;
+}
+
+/** The embedded default's ENCRYPTION_KEY: made once and kept beside the data it protects. */
+function localEncryptionKey(): string {
+  const file = join(DATA_DIR, 'encryption.key');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return readFileSync(file, 'utf8').trim();
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof MissingRedisError) console.error(err.message);
+  else console.error('MPS failed to start:', err);
+  process.exit(1);
+});

@@ -1,0 +1,49 @@
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { ConfigError, loadConfig } from '../config/env.js';
+import { closeDeps, createDeps, type Deps } from '../config/deps.js';
+
+const SHUTDOWN_TIMEOUT_MS = 30_000;
+
+/**
+ * Runs `start` when `moduleUrl` is the file node was asked to run (the Procfile entry points),
+ * and stops it cleanly on SIGTERM/SIGINT: the returned stop function first, then the deps.
+ */
+export function runEntryPoint(moduleUrl: string, name: string, start: (deps: Deps) => Promise<() => Promise<void>>): void {
+  const invoked = process.argv[1] ? pathToFileURL(realpathSync(process.argv[1])).href : '';
+  if (moduleUrl !== invoked) return;
+  void (async () => {
+    let config;
+    try {
+      config = loadConfig();
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(err.message);
+        process.exit(1);
+      }
+      throw err;
+    }
+    const deps = await createDeps(config);
+    const stop = await start(deps);
+    deps.logger.info({ process: name }, `${name} started`);
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      deps.logger.info({ signal }, `${name} stopping`);
+      const timer = setTimeout(() => {
+        deps.logger.error(`${name} did not stop within ${SHUTDOWN_TIMEOUT_MS} ms; exiting`);
+        process.exit(1);
+      }, SHUTDOWN_TIMEOUT_MS);
+      timer.unref();
+      await stop();
+      await closeDeps(deps);
+      process.exit(0);
+    };
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+  })().catch((err: unknown) => {
+    console.error(`${name} failed to start:`, err);
+    process.exit(1);
+  });
+}
