@@ -1,3 +1,4 @@
+import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
 import { parseAmount } from '../domain/money.js';
 
@@ -28,7 +29,7 @@ const cron = (fallback: string) =>
   z
     .string()
     .default(fallback)
-    .refine((v) => v.trim().split(/\s+/).length >= 5 && v.trim().split(/\s+/).length <= 6, 'must be a cron expression');
+    .refine((v) => validCron(v), 'must be a cron expression (5 or 6 fields)');
 
 const optionalUrl = (protocols: string[]) =>
   z
@@ -83,7 +84,10 @@ const schema = z.object({
   RATE_LIMIT_BIND_PER_MIN: int(10, 1, 10_000),
 
   SETTLEMENT_CRON: cron('10 0 * * *'),
-  SETTLEMENT_TZ: z.string().default('Asia/Taipei'),
+  SETTLEMENT_TZ: z
+    .string()
+    .default('Asia/Taipei')
+    .refine((tz) => Intl.supportedValuesOf('timeZone').includes(tz) || tz === 'UTC', 'must be an IANA time zone such as Asia/Taipei'),
   QR_ROTATE_CRON: cron('*/5 * * * *'),
   CLEANUP_CRON: cron('30 3 * * 0'),
   ANOMALY_CRON: cron('* * * * *'),

@@ -1,0 +1,68 @@
+import { ConfigError, loadConfig } from '../config/env.js';
+import { createLogger } from '../config/logger.js';
+import { createKnex, migrateLatest } from '../db/knex.js';
+import { createApiKey } from '../db/queries/api-keys.js';
+
+const USAGE = `Usage: npm run cli -- <command>
+
+Commands:
+  migrate                    apply pending migrations
+  create-admin-key [name]    create an admin API key and print it (shown once)
+  verify-ledger              check balance = Σ balance_ledger and points = Σ point_ledger for every card
+
+Needs DATABASE_URL (npm start prints it for the embedded stack).`;
+
+/** Operator commands against the configured database. */
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  if (!command || command === 'help' || command === '--help') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  const config = loadConfig();
+  if (!config.DATABASE_URL) {
+    console.error('DATABASE_URL is not set.');
+    return 2;
+  }
+  const logger = createLogger('warn');
+  const db = createKnex(config.DATABASE_URL, 2, (err) => logger.warn({ err: err.message }, 'postgres client error'));
+  try {
+    switch (command) {
+      case 'migrate': {
+        const applied = await migrateLatest(db);
+        console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Already up to date.');
+        return 0;
+      }
+      case 'create-admin-key': {
+        const { row, key } = await createApiKey(db, { role: 'admin', name: args[0] ?? 'cli' });
+        console.log(`Admin key ${row.id} (prefix ${row.prefix}). It is shown only now:\n${key}`);
+        return 0;
+      }
+      case 'verify-ledger': {
+        const { rows } = await db.raw<{ rows: { id: string; card_no: string; balance_minor: number; ledger_balance: number; points: number; ledger_points: number }[] }>(`
+          SELECT c.id, c.card_no, c.balance_minor, coalesce(b.sum, 0)::bigint AS ledger_balance, c.points, coalesce(p.sum, 0)::bigint AS ledger_points
+            FROM member_cards c
+            LEFT JOIN (SELECT card_id, sum(delta_minor) AS sum FROM balance_ledger GROUP BY card_id) b ON b.card_id = c.id
+            LEFT JOIN (SELECT card_id, sum(delta) AS sum FROM point_ledger GROUP BY card_id) p ON p.card_id = c.id
+           WHERE c.balance_minor <> coalesce(b.sum, 0) OR c.points <> coalesce(p.sum, 0)`);
+        const { rows: counted } = await db.raw<{ rows: { n: number }[] }>('SELECT count(*)::bigint AS n FROM member_cards');
+        for (const r of rows) console.log(`MISMATCH card ${r.card_no}: balance ${r.balance_minor} vs ledger ${r.ledger_balance}; points ${r.points} vs ledger ${r.ledger_points}`);
+        console.log(`${counted[0]!.n} cards checked, ${rows.length} mismatched.`);
+        return rows.length ? 1 : 0;
+      }
+      default:
+        console.error(`Unknown command: ${command}\n\n${USAGE}`);
+        return 2;
+    }
+  } finally {
+    await db.destroy();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof ConfigError ? err.message : err);
+    process.exit(1);
+  },
+);

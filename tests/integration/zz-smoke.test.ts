@@ -1,0 +1,30 @@
+import { expect } from 'chai';
+import { startSystem, type TestSystem } from '../helpers/system.js';
+import { createMember, createMerchant, issueCard, memberToken, bind, createAppKey } from '../helpers/fixtures.js';
+describe('smoke', () => {
+  let sys: TestSystem;
+  before(async () => { sys = await startSystem({}, { workers: false }); });
+  after(async () => { await sys.stop(); });
+  it('works', async () => {
+    const m = await createMerchant(sys, { fee_rate: 0.006 });
+    console.log(m);
+    const mem = await createMember(sys, { phone: '0988123456', email: 'a@b.co', identity: { provider: 'line', external_id: 'U1' } });
+    console.log(JSON.stringify(mem, null, 1));
+    const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: mem.id });
+    const v = await issueCard(sys, { type: 'voucher', ownerMemberId: mem.id, faceValue: '500.5' });
+    console.log(card, v);
+    const other = await createMember(sys);
+    const t = await memberToken(sys, other.id);
+    console.log(await bind(sys, { key: t, cardNo: card.card_no }));
+    console.log((await sys.http.get(`/v1/cards/${card.id}`, { key: sys.adminKey })).body);
+    console.log((await sys.http.get(`/v1/members/${other.id}`, { key: t })).body);
+    console.log((await sys.http.post(`/v1/cards`, { type: 'voucher', owner_member_id: mem.id, face_value: 5, binding_password: 'x', extra: 1 }, { key: sys.adminKey })).body);
+    console.log((await sys.http.post(`/v1/cards`, { type: 'voucher', face_value: 5, binding_password: 'x' }, { key: sys.adminKey })).body);
+    console.log((await sys.http.post(`/v1/cards`, { type: 'voucher', owner_member_id: mem.id, face_value: 5, binding_password: 'x' }, { key: sys.adminKey })).body);
+    console.log((await sys.http.post(`/v1/cards/${card.id}/points-adjustments`, { delta: 1500, reason: 'promo' }, { key: sys.adminKey })).body);
+    console.log((await sys.http.delete(`/v1/cards/${card.id}/bindings/${other.id}`, { key: t })).body);
+    console.log((await sys.http.get(`/v1/levels`, { key: sys.adminKey })).body);
+    console.log(await createAppKey(sys));
+    expect(1).to.equal(1);
+  });
+});
