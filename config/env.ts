@@ -9,7 +9,14 @@ const bool = (fallback: boolean) =>
     .default(fallback ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1');
 
-const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+/** Plain decimal digits only: " ", "0x50" and "1e3" are typos here, not numbers. */
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,12}$/, 'must be a whole number')
+    .default(String(fallback))
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
 
 /** Amounts in config are written like API amounts ("50000.00") and held in minor units. */
 const amount = (fallback: string) =>

@@ -10,6 +10,8 @@ const BATCH = 1000;
  * job still in Redis is not doubled, and a finished operation is skipped by its worker.
  */
 export async function runReconcile(deps: Deps): Promise<{ reenqueued: number }> {
+  // The partitions' global concurrency lives in Redis too: re-assert it in case Redis lost its data.
+  await Promise.all(deps.queues.partitions.map((q) => q.setGlobalConcurrency(1)));
   const stale = await listStaleOpen(deps.db, deps.config.RECONCILE_AFTER_S, BATCH);
   let reenqueued = 0;
   for (const op of stale) {
