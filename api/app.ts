@@ -14,6 +14,8 @@ import { levelRoutes } from './routes/levels.js';
 import { operationRoutes } from './routes/operations.js';
 import { qrRoutes } from './routes/qr.js';
 import { transactionRoutes } from './routes/transactions.js';
+import { settlementRoutes } from './routes/settlements.js';
+import { platformRoutes } from './routes/platform.js';
 import type { OperationWaiter } from './operation-waiter.js';
 
 /** Builds the Express app without listening, so tests run it on port 0 (CONVENTIONS.md 9). */
@@ -39,6 +41,8 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   v1.use(levelRoutes(deps));
   v1.use(operationRoutes(deps, waiter));
   v1.use(transactionRoutes(deps));
+  v1.use(settlementRoutes(deps));
+  v1.use(platformRoutes(deps));
   app.use('/v1', v1);
 
   app.use(notFoundHandler);

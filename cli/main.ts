@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from '../config/env.js';
 import { createLogger } from '../config/logger.js';
 import { createKnex, migrateLatest } from '../db/knex.js';
 import { createApiKey } from '../db/queries/api-keys.js';
+import { verifyAuditChain } from '../db/queries/audit-events.js';
 
 const USAGE = `Usage: npm run cli -- <command>
 
@@ -9,6 +10,7 @@ Commands:
   migrate                    apply pending migrations
   create-admin-key [name]    create an admin API key and print it (shown once)
   verify-ledger              check balance = Σ balance_ledger and points = Σ point_ledger for every card
+  verify-audit               walk the audit hash chain and report the first broken link
 
 Needs DATABASE_URL (npm start prints it for the embedded stack).`;
 
@@ -49,6 +51,11 @@ async function main(argv: string[]): Promise<number> {
         for (const r of rows) console.log(`MISMATCH card ${r.card_no}: balance ${r.balance_minor} vs ledger ${r.ledger_balance}; points ${r.points} vs ledger ${r.ledger_points}`);
         console.log(`${counted[0]!.n} cards checked, ${rows.length} mismatched.`);
         return rows.length ? 1 : 0;
+      }
+      case 'verify-audit': {
+        const result = await verifyAuditChain(db);
+        console.log(result.ok ? `Audit chain intact: ${result.checked} events checked.` : `Audit chain BROKEN at event ${result.first_broken_id} (${result.checked} events before it verify).`);
+        return result.ok ? 0 : 1;
       }
       default:
         console.error(`Unknown command: ${command}\n\n${USAGE}`);

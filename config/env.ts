@@ -78,6 +78,8 @@ const schema = z.object({
   SHARED_QR_TTL_S: int(300, 60, 3600),
   QR_HISTORY_DAYS: int(90, 1, 3650),
   IDEMPOTENCY_TTL_H: int(168, 1, 24 * 365),
+  WEBHOOK_RETENTION_DAYS: int(30, 1, 3650),
+  ALERT_RETENTION_DAYS: int(90, 1, 3650),
   MAX_BINDINGS_PER_CARD: int(10, 1, 1000),
   MEMBER_TOKEN_TTL_S: int(3600, 60, 86_400 * 30),
   MAX_WAIT_S: int(30, 0, 30),

@@ -47,7 +47,13 @@ export function createMetrics() {
     help: 'Operations re-enqueued by the reconciler',
     registers: [registry],
   });
-  return { registry, httpRequests, httpDuration, operations, operationLatency, jobs, qrEvents, reconciled };
+  const riskAlerts = new client.Counter({
+    name: 'mps_risk_alerts_total',
+    help: 'Risk alerts raised, by rule',
+    labelNames: ['rule'] as const,
+    registers: [registry],
+  });
+  return { registry, httpRequests, httpDuration, operations, operationLatency, jobs, qrEvents, reconciled, riskAlerts };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -10,6 +10,9 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (text) => {
   return value;
 });
 
+// DATE columns (settlement days) stay 'YYYY-MM-DD' strings: a JS Date would shift them by the process time zone.
+pg.types.setTypeParser(pg.types.builtins.DATE, (text) => text);
+
 export type Db = Knex | Knex.Transaction;
 
 export function createKnex(databaseUrl: string, poolMax: number, onError: (err: Error) => void): Knex {

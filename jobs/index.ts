@@ -4,6 +4,10 @@ import { runCharge } from './charge.js';
 import { runRefund } from './refund.js';
 import { runRecharge } from './recharge.js';
 import { runReconcile } from './reconcile.js';
+import { runRotateQr } from './rotate-qr.js';
+import { runSettlement } from './settlement.js';
+import { runCleanup } from './cleanup.js';
+import { runDetectAnomalies } from './detect-anomalies.js';
 
 /** A job handler (CONVENTIONS.md 1): dependencies and the payload's ids in, a result out. */
 export type Handler<P> = (deps: Deps, payload: P) => Promise<unknown>;
@@ -18,6 +22,10 @@ export const operationHandlers: Record<OperationType, Handler<{ operationId: str
 
 export const maintenanceHandlers: Partial<Record<MaintenanceJob, Handler<MaintenancePayload>>> = {
   reconcile: runReconcile,
+  'rotate-qr': runRotateQr,
+  settlement: runSettlement,
+  cleanup: runCleanup,
+  'detect-anomalies': runDetectAnomalies,
 };
 
 /** Boot fails, saying what to add, when a known job has no handler or a handler has no job. */

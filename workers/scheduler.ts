@@ -1,35 +1,64 @@
-import { schedule, type ScheduledTask } from 'node-cron';
+import { schedule, type ScheduledTask, type TaskContext } from 'node-cron';
 import type { Deps } from '../config/deps.js';
+import { previousLocalDay } from '../db/queries/settlements.js';
 import { maintenanceJobOptions } from '../jobs/queues.js';
-import type { MaintenanceJob } from '../jobs/names.js';
+import type { MaintenanceJob, MaintenancePayload } from '../jobs/names.js';
 import { runEntryPoint } from './entry.js';
 
 interface Tick {
   job: MaintenanceJob;
   cron: string;
-  /** Width of the period a tick stands for: its start makes the job id, so two schedulers never run one period twice. */
-  periodMs: number;
+  timezone?: string;
+  /**
+   * The job id and payload of one tick. Ids are deterministic (the tick's scheduled time, or the
+   * day settled), so two schedulers running at once enqueue one job per period.
+   */
+  plan(ctx: TaskContext): Promise<{ id: string; payload: MaintenancePayload }>;
 }
 
 export interface RunningScheduler {
   stop(): Promise<void>;
 }
 
+const byScheduledTime = (job: MaintenanceJob) => async (ctx: TaskContext) => {
+  const at = new Date(Math.floor(ctx.date.getTime() / 1000) * 1000).toISOString();
+  return { id: `${job}:${at}`, payload: { at } };
+};
+
+export function schedulerTicks(deps: Deps): Tick[] {
+  const { config } = deps;
+  return [
+    { job: 'reconcile', cron: config.RECONCILE_CRON, plan: byScheduledTime('reconcile') },
+    { job: 'rotate-qr', cron: config.QR_ROTATE_CRON, plan: byScheduledTime('rotate-qr') },
+    { job: 'detect-anomalies', cron: config.ANOMALY_CRON, plan: byScheduledTime('detect-anomalies') },
+    { job: 'cleanup', cron: config.CLEANUP_CRON, plan: byScheduledTime('cleanup') },
+    {
+      job: 'settlement',
+      cron: config.SETTLEMENT_CRON,
+      timezone: config.SETTLEMENT_TZ,
+      // The day comes from Postgres time in SETTLEMENT_TZ, never this process's clock.
+      plan: async () => {
+        const day = await previousLocalDay(deps.db, config.SETTLEMENT_TZ);
+        return { id: `settlement:${day}`, payload: { day } };
+      },
+    },
+  ];
+}
+
 /** node-cron ticks that only enqueue: the work runs on the maintenance queue, in any worker process. */
 export function startScheduler(deps: Deps): RunningScheduler {
-  const ticks: Tick[] = [{ job: 'reconcile', cron: deps.config.RECONCILE_CRON, periodMs: 10_000 }];
-  const tasks: ScheduledTask[] = ticks.map((tick) =>
+  const tasks: ScheduledTask[] = schedulerTicks(deps).map((tick) =>
     schedule(
       tick.cron,
-      async () => {
-        const period = new Date(Math.floor(Date.now() / tick.periodMs) * tick.periodMs).toISOString();
+      async (ctx) => {
         try {
-          await deps.queues.maintenance.add(tick.job, { period }, maintenanceJobOptions(`${tick.job}:${period}`));
+          const { id, payload } = await tick.plan(ctx);
+          await deps.queues.maintenance.add(tick.job, payload, maintenanceJobOptions(id));
         } catch (err) {
           deps.logger.warn({ err: (err as Error).message, job: tick.job }, 'could not enqueue maintenance job');
         }
       },
-      { name: tick.job, noOverlap: true },
+      { name: tick.job, noOverlap: true, ...(tick.timezone ? { timezone: tick.timezone } : {}) },
     ),
   );
   return {

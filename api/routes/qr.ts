@@ -12,6 +12,8 @@ import { loadLevels } from '../../db/queries/levels.js';
 import { findCard } from '../../db/queries/member-cards.js';
 import { endQrTokens, findQrByHash, issueQr } from '../../db/queries/qr.js';
 import { cardFor } from '../access.js';
+import { RISK_RULES, windowStart } from '../../domain/risk-rules.js';
+import { invalidQrKey } from '../../jobs/detect-anomalies.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { rateLimit } from '../middleware/rate-limit.js';
 import { fields, parse } from '../validate.js';
@@ -81,6 +83,7 @@ export function qrRoutes(deps: Deps): Router {
       const card = qr?.is_live ? await findCard(db, qr.card_id) : undefined;
       if (!qr || !card || card.status !== 'active' || qr.card_expired) {
         metrics.qrEvents.inc({ event: 'invalid' });
+        await countInvalidQr(deps, principalOf(req).merchantId!);
         return res.json({ valid: false, expires_at: qr?.expires_at.toISOString() ?? null, card: null });
       }
       const levels = await loadLevels(db);
@@ -94,4 +97,15 @@ export function qrRoutes(deps: Deps): Router {
   );
 
   return router;
+}
+
+/** Feeds the invalid-QR anomaly rule; best effort, like the rate limiter. */
+async function countInvalidQr(deps: Deps, merchantId: string): Promise<void> {
+  const window = windowStart(Date.now(), RISK_RULES.invalid_qr.windowS);
+  const key = invalidQrKey(deps.config.QUEUE_PREFIX, window);
+  try {
+    await deps.redis.multi().zincrby(key, 1, merchantId).expire(key, RISK_RULES.invalid_qr.windowS * 2).exec();
+  } catch (err) {
+    deps.logger.warn({ err: (err as Error).message }, 'could not count an invalid QR');
+  }
 }

@@ -16,6 +16,7 @@ import * as webhooks from './20261122000900_create_webhooks.js';
 import * as events from './20261122001000_create_events.js';
 import * as riskAlerts from './20261122001100_create_risk_alerts.js';
 import * as audit from './20261122001200_create_audit_events.js';
+import * as txCreatedAt from './20261122001300_index_transactions_created_at.js';
 
 type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
 
@@ -38,6 +39,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261122001000_create_events': events,
   '20261122001100_create_risk_alerts': riskAlerts,
   '20261122001200_create_audit_events': audit,
+  '20261122001300_index_transactions_created_at': txCreatedAt,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

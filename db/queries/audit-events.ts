@@ -44,3 +44,45 @@ export async function appendAudit(trx: Db, input: AuditInput): Promise<void> {
   const prevHash = head.prev ?? GENESIS_HASH;
   await trx('audit_events').insert({ ...fields, context: JSON.stringify(fields.context), created_at: head.now, prev_hash: prevHash, hash: chainHash(prevHash, fields) });
 }
+
+interface AuditRow extends Omit<AuditFields, 'created_at'> {
+  created_at: Date;
+  prev_hash: string;
+  hash: string;
+}
+
+/**
+ * Walks the chain in order and reports the first row whose link or hash does not hold: an edited
+ * row fails its own hash, a deleted one breaks the next row's link.
+ */
+export async function verifyAuditChain(db: Db, batch = 5000): Promise<{ ok: boolean; checked: number; first_broken_id: number | null }> {
+  let prev = GENESIS_HASH;
+  let checked = 0;
+  let afterId = 0;
+  for (;;) {
+    const rows = await db<AuditRow>('audit_events').where('id', '>', afterId).orderBy('id').limit(batch);
+    for (const row of rows) {
+      const { prev_hash, hash, ...rest } = row;
+      const fields: AuditFields = { ...rest, created_at: row.created_at.toISOString() };
+      if (prev_hash !== prev || chainHash(prev_hash, fields) !== hash) return { ok: false, checked, first_broken_id: row.id };
+      prev = hash;
+      checked++;
+    }
+    if (rows.length < batch) return { ok: true, checked, first_broken_id: null };
+    afterId = rows[rows.length - 1]!.id;
+  }
+}
+
+export async function listAuditEvents(
+  db: Db,
+  f: { objectType?: string; objectId?: string; action?: string; from?: string; to?: string; beforeId?: number; limit: number },
+): Promise<AuditRow[]> {
+  const q = db<AuditRow>('audit_events').orderBy('id', 'desc').limit(f.limit + 1);
+  if (f.objectType) q.where('object_type', f.objectType);
+  if (f.objectId) q.where('object_id', f.objectId);
+  if (f.action) q.where('action', f.action);
+  if (f.from) q.where('created_at', '>=', f.from);
+  if (f.to) q.where('created_at', '<', f.to);
+  if (f.beforeId) q.where('id', '<', f.beforeId);
+  return q;
+}

@@ -1,0 +1,68 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import type { Deps } from '../../config/deps.js';
+import { AppError, notFound } from '../../domain/errors.js';
+import { appendAudit, listAuditEvents, verifyAuditChain } from '../../db/queries/audit-events.js';
+import { listAlerts, resolveAlert } from '../../db/queries/risk-alerts.js';
+import { isUuid } from '../access.js';
+import { allow, principalOf } from '../middleware/auth.js';
+import { decodeCursor, page } from '../pagination.js';
+import { fields, listQuery, parse } from '../validate.js';
+
+const alertQuery = z.strictObject({ ...listQuery, status: z.enum(['open', 'resolved']).optional(), rule: z.string().max(64).optional() });
+const resolveBody = z.strictObject({ note: z.string().max(500).optional() });
+const auditQuery = z.strictObject({
+  limit: listQuery.limit,
+  cursor: z.string().regex(/^\d{1,18}$/, 'must be a cursor this API issued').optional(),
+  object_type: z.string().max(64).optional(),
+  object_id: z.string().max(100).optional(),
+  action: z.string().max(64).optional(),
+  from: fields.isoTime.optional(),
+  to: fields.isoTime.optional(),
+});
+
+/** Admin routes of API.md "Platform": risk alerts and the audit trail. */
+export function platformRoutes(deps: Deps): Router {
+  const router = Router();
+  const { db } = deps;
+  const audit = (req: Request, action: string, objectType: string, objectId: string, context: Record<string, unknown> = {}) => {
+    const p = principalOf(req);
+    return { actorType: 'api_key' as const, actorId: p.keyId, role: p.role, action, objectType, objectId, context, requestId: req.id, ip: req.ip };
+  };
+
+  router.get('/risk/alerts', allow('admin'), async (req, res) => {
+    const q = parse(alertQuery, req.query, 'query');
+    const rows = await listAlerts(db, { status: q.status, rule: q.rule, limit: q.limit, cursor: decodeCursor(q.cursor) });
+    res.json(page(rows, q.limit, (a) => ({ ...a, window_start: a.window_start.toISOString(), created_at: a.created_at.toISOString(), resolved_at: a.resolved_at?.toISOString() ?? null })));
+  });
+
+  router.post('/risk/alerts/:id/resolve', allow('admin'), async (req, res) => {
+    const id = String(req.params.id);
+    if (!isUuid(id)) throw notFound('alert');
+    const body = parse(resolveBody, req.body);
+    const row = await db.transaction(async (trx) => {
+      const resolved = await resolveAlert(trx, id, principalOf(req).keyId, body.note ?? null);
+      if (resolved) await appendAudit(trx, audit(req, 'risk.alert.resolve', 'risk_alert', id));
+      return resolved;
+    });
+    if (!row) {
+      if (!(await db('risk_alerts').where({ id }).first('id'))) throw notFound('alert');
+      throw new AppError('CONFLICT', 'The alert is already resolved');
+    }
+    res.json({ ...row, window_start: row.window_start.toISOString() });
+  });
+
+  router.get('/audit/events', allow('admin'), async (req, res) => {
+    const q = parse(auditQuery, req.query, 'query');
+    const rows = await listAuditEvents(db, { objectType: q.object_type, objectId: q.object_id, action: q.action, from: q.from, to: q.to, beforeId: q.cursor ? Number(q.cursor) : undefined, limit: q.limit });
+    const more = rows.length > q.limit;
+    const shown = more ? rows.slice(0, q.limit) : rows;
+    res.json({ data: shown.map((r) => ({ ...r, created_at: r.created_at.toISOString() })), next_cursor: more ? String(shown[shown.length - 1]!.id) : null });
+  });
+
+  router.get('/audit/verify', allow('admin'), async (_req, res) => {
+    res.json(await verifyAuditChain(db));
+  });
+
+  return router;
+}
