@@ -16,6 +16,7 @@ import { qrRoutes } from './routes/qr.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { settlementRoutes } from './routes/settlements.js';
 import { platformRoutes } from './routes/platform.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import type { OperationWaiter } from './operation-waiter.js';
 
 /** Builds the Express app without listening, so tests run it on port 0 (CONVENTIONS.md 9). */
@@ -43,6 +44,7 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   v1.use(transactionRoutes(deps));
   v1.use(settlementRoutes(deps));
   v1.use(platformRoutes(deps));
+  v1.use(webhookRoutes(deps));
   app.use('/v1', v1);
 
   app.use(notFoundHandler);

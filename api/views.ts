@@ -6,7 +6,7 @@ import type { MerchantRow } from '../db/queries/merchants.js';
 import { formatRate, parseRate } from '../domain/money.js';
 import { iso } from './serializers.js';
 
-/** JSON of the objects that api/serializers.ts does not cover (merchants, keys, identities, bindings, levels). */
+// JSON of the objects that api/serializers.ts does not cover: merchants, keys, identities, bindings, levels.
 
 export function merchantJson(m: MerchantRow) {
   return {

@@ -103,6 +103,12 @@ const schema = z.object({
   RECONCILE_CRON: cron('*/10 * * * * *'),
   RISK_AUTO_BLOCK: bool(false),
   WEBHOOK_ALLOW_INSECURE: bool(true),
+  WEBHOOK_TIMEOUT_MS: int(10_000, 100, 60_000),
+  WEBHOOK_BACKOFF_BASE_MS: int(30_000, 1, 3_600_000),
+  WEBHOOK_BACKOFF_CAP_MS: int(6 * 3_600_000, 1, 86_400_000),
+  WEBHOOK_MAX_AGE_S: int(3 * 86_400, 1, 30 * 86_400),
+  WEBHOOK_CONCURRENCY: int(20, 1, 500),
+  RELAY_CRON: cron('* * * * * *'),
 });
 
 export type Config = Readonly<z.output<typeof schema>>;

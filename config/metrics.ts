@@ -53,7 +53,13 @@ export function createMetrics() {
     labelNames: ['rule'] as const,
     registers: [registry],
   });
-  return { registry, httpRequests, httpDuration, operations, operationLatency, jobs, qrEvents, reconciled, riskAlerts };
+  const webhookDeliveries = new client.Counter({
+    name: 'mps_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by outcome (delivered, retry, failed, gone)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  return { webhookDeliveries, registry, httpRequests, httpDuration, operations, operationLatency, jobs, qrEvents, reconciled, riskAlerts };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,5 +1,5 @@
 import type { Deps } from '../config/deps.js';
-import { MAINTENANCE_JOBS, type MaintenanceJob, type MaintenancePayload, type OperationType } from './names.js';
+import { MAINTENANCE_JOBS, type MaintenanceJob, type MaintenancePayload, type OperationType, type WebhookPayload } from './names.js';
 import { runCharge } from './charge.js';
 import { runRefund } from './refund.js';
 import { runRecharge } from './recharge.js';
@@ -8,6 +8,8 @@ import { runRotateQr } from './rotate-qr.js';
 import { runSettlement } from './settlement.js';
 import { runCleanup } from './cleanup.js';
 import { runDetectAnomalies } from './detect-anomalies.js';
+import { runRelayOutbox } from './relay-outbox.js';
+import { runDeliverWebhook } from './deliver-webhook.js';
 
 /** A job handler (CONVENTIONS.md 1): dependencies and the payload's ids in, a result out. */
 export type Handler<P> = (deps: Deps, payload: P) => Promise<unknown>;
@@ -26,7 +28,10 @@ export const maintenanceHandlers: Partial<Record<MaintenanceJob, Handler<Mainten
   settlement: runSettlement,
   cleanup: runCleanup,
   'detect-anomalies': runDetectAnomalies,
+  'relay-outbox': runRelayOutbox,
 };
+
+export const deliverWebhook: Handler<WebhookPayload> = runDeliverWebhook;
 
 /** Boot fails, saying what to add, when a known job has no handler or a handler has no job. */
 export function assertHandlersComplete(): void {

@@ -4,11 +4,14 @@ import { createHash } from 'node:crypto';
 export type OperationType = 'payment' | 'refund' | 'recharge';
 
 /** Maintenance jobs the scheduler enqueues (issue-owned handlers register under these names). */
-export const MAINTENANCE_JOBS = ['reconcile', 'rotate-qr', 'settlement', 'cleanup', 'detect-anomalies'] as const;
+export const MAINTENANCE_JOBS = ['reconcile', 'rotate-qr', 'settlement', 'cleanup', 'detect-anomalies', 'relay-outbox'] as const;
 export type MaintenanceJob = (typeof MAINTENANCE_JOBS)[number];
 
 export interface OperationPayload {
   operationId: string;
+}
+export interface WebhookPayload {
+  deliveryId: string;
 }
 export type MaintenancePayload = Record<string, string | number | undefined>;
 

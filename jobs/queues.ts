@@ -7,6 +7,7 @@ import {
   WEBHOOK_QUEUE,
   partitionQueueName,
   type MaintenancePayload,
+  type WebhookPayload,
   type OperationPayload,
   type OperationType,
 } from './names.js';
@@ -35,10 +36,22 @@ export function maintenanceJobOptions(jobId: string): JobsOptions {
   };
 }
 
+/** One job per delivery attempt: retries are scheduled as delayed jobs with their own backoff. */
+export function webhookJobOptions(deliveryId: string, attempt: number, delayMs: number): JobsOptions {
+  return {
+    jobId: `${deliveryId}:${attempt}`,
+    delay: delayMs,
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 86_400 },
+  };
+}
+
 export interface Queues {
   partitions: Queue<OperationPayload, unknown, OperationType>[];
   maintenance: Queue<MaintenancePayload>;
-  webhooks: Queue;
+  webhooks: Queue<WebhookPayload>;
   all(): Queue[];
   close(): Promise<void>;
 }
@@ -55,7 +68,7 @@ export function createQueues(config: Config, connection: Redis, logger: Logger):
     make<OperationPayload>(partitionQueueName(p)),
   ) as Queue<OperationPayload, unknown, OperationType>[];
   const maintenance = make<MaintenancePayload>(MAINTENANCE_QUEUE);
-  const webhooks = make<unknown>(WEBHOOK_QUEUE);
+  const webhooks = make<WebhookPayload>(WEBHOOK_QUEUE);
   const all = () => [...partitions, maintenance, webhooks] as Queue[];
   return {
     partitions,

@@ -1,8 +1,8 @@
 import { Worker } from 'bullmq';
 import type { Deps } from '../config/deps.js';
 import { createRedis, workerOptions } from '../config/redis.js';
-import { assertHandlersComplete, maintenanceHandlers, operationHandlers } from '../jobs/index.js';
-import { MAINTENANCE_QUEUE, partitionQueueName, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType } from '../jobs/names.js';
+import { assertHandlersComplete, deliverWebhook, maintenanceHandlers, operationHandlers } from '../jobs/index.js';
+import { MAINTENANCE_QUEUE, WEBHOOK_QUEUE, partitionQueueName, type WebhookPayload, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType } from '../jobs/names.js';
 import { runJob } from './run-job.js';
 import { runEntryPoint } from './entry.js';
 
@@ -46,6 +46,11 @@ export async function startWorkers(deps: Deps): Promise<RunningWorkers> {
   );
   maintenance.on('error', onError);
   workers.push(maintenance);
+  // Deliveries wait on merchants' servers: many at once, on their own queue, so a slow endpoint
+  // holds up neither payments nor other merchants' events.
+  const webhooks = new Worker<WebhookPayload>(WEBHOOK_QUEUE, (job) => runJob(deps, 'webhooks', job, deliverWebhook), { ...common, concurrency: config.WEBHOOK_CONCURRENCY });
+  webhooks.on('error', onError);
+  workers.push(webhooks as unknown as Worker);
 
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   return {

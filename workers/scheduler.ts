@@ -32,6 +32,7 @@ export function schedulerTicks(deps: Deps): Tick[] {
     { job: 'rotate-qr', cron: config.QR_ROTATE_CRON, plan: byScheduledTime('rotate-qr') },
     { job: 'detect-anomalies', cron: config.ANOMALY_CRON, plan: byScheduledTime('detect-anomalies') },
     { job: 'cleanup', cron: config.CLEANUP_CRON, plan: byScheduledTime('cleanup') },
+    { job: 'relay-outbox', cron: config.RELAY_CRON, plan: byScheduledTime('relay-outbox') },
     {
       job: 'settlement',
       cron: config.SETTLEMENT_CRON,

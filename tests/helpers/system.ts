@@ -27,7 +27,7 @@ export interface TestSystem {
 export async function startSystem(overrides: Partial<Config> = {}, options: { workers?: boolean } = {}): Promise<TestSystem> {
   const config = loadConfig(
     { DATABASE_URL: testEnv.databaseUrl, REDIS_URL: testEnv.redisUrl, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', NODE_ENV: 'test' },
-    { QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`, AUTH_CACHE_TTL_MS: 0, DB_POOL_MAX: 10, ...overrides },
+    { QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`, AUTH_CACHE_TTL_MS: 0, DB_POOL_MAX: 10, ENCRYPTION_KEY: randomBytes(32).toString('hex'), ...overrides },
   );
   const deps = await createDeps(config);
   const waiter = new OperationWaiter(deps);

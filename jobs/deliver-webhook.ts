@@ -1,0 +1,117 @@
+import { lookup } from 'node:dns/promises';
+import type { Deps } from '../config/deps.js';
+import { AppError } from '../domain/errors.js';
+import { open } from '../domain/secret-box.js';
+import { isPrivateAddress, webhookUrlProblem } from '../domain/webhook-url.js';
+import { retryDelayMs, signatureHeader } from '../domain/webhook-signature.js';
+import { disableEndpoint, findDelivery, findEndpoint, recordAttempt, type AttemptLog } from '../db/queries/webhooks.js';
+import type { WebhookPayload } from './names.js';
+import { webhookJobOptions } from './queues.js';
+
+const EXCERPT_BYTES = 512;
+const RESPONSE_CAP_BYTES = 64 * 1024;
+
+/**
+ * Refuses URLs a merchant must not point MPS at: anything but https (unless insecure is allowed),
+ * and, when insecure is off, hosts that resolve to private or loopback addresses (checked after
+ * DNS, at registration and again before every attempt).
+ */
+export async function assertDeliverableUrl(url: string, allowInsecure: boolean): Promise<void> {
+  const problem = webhookUrlProblem(url, allowInsecure);
+  if (problem) throw new AppError('VALIDATION_ERROR', `url ${problem}`, { issues: [{ field: 'url', message: problem }] });
+  if (allowInsecure) return;
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  const addresses = await lookup(host, { all: true }).catch(() => []);
+  if (!addresses.length) throw new AppError('VALIDATION_ERROR', 'url host does not resolve', { issues: [{ field: 'url', message: 'does not resolve' }] });
+  if (addresses.some((a) => isPrivateAddress(a.address))) {
+    throw new AppError('VALIDATION_ERROR', 'url resolves to a private or loopback address', { issues: [{ field: 'url', message: 'private address' }] });
+  }
+}
+
+/**
+ * One delivery attempt: POST the signed event with a 10 s timeout. 2xx delivers; 410 Gone disables
+ * the endpoint; anything else retries with exponential backoff and jitter until WEBHOOK_MAX_AGE_S
+ * after the delivery was created, then fails. Every attempt is logged on the delivery.
+ */
+export async function runDeliverWebhook(deps: Deps, payload: WebhookPayload): Promise<{ status: string }> {
+  const { db, config, metrics } = deps;
+  const delivery = await findDelivery(db, payload.deliveryId);
+  if (!delivery || delivery.status !== 'pending') return { status: delivery?.status ?? 'missing' };
+  const endpoint = await findEndpoint(db, delivery.endpoint_id);
+  const event = await db('events').where({ id: delivery.event_id }).first();
+  if (!endpoint || endpoint.status !== 'active' || !event || !config.ENCRYPTION_KEY) {
+    await recordAttempt(db, delivery.id, { at: new Date().toISOString(), status: null, duration_ms: 0, error: 'endpoint disabled or not deliverable' }, { status: 'failed' });
+    metrics.webhookDeliveries.inc({ outcome: 'failed' });
+    return { status: 'failed' };
+  }
+
+  const body = JSON.stringify({ id: event.id, type: event.type, sequence: event.sequence, created_at: new Date(event.created_at).toISOString(), data: event.data });
+  const { rows } = await db.raw<{ rows: { now_s: number; previous_valid: boolean; age_s: number }[] }>(
+    `SELECT extract(epoch FROM now())::bigint AS now_s, coalesce(? > now(), false) AS previous_valid,
+            extract(epoch FROM now() - ?::timestamptz)::bigint AS age_s`,
+    [endpoint.previous_secret_expires_at, delivery.created_at],
+  );
+  const clock = rows[0]!;
+  const secrets = [open(endpoint.secret_enc, config.ENCRYPTION_KEY)];
+  if (endpoint.previous_secret_enc && clock.previous_valid) secrets.push(open(endpoint.previous_secret_enc, config.ENCRYPTION_KEY));
+
+  const attempt = await post(endpoint.url, body, {
+    'content-type': 'application/json',
+    'user-agent': 'MPS-Webhooks/1',
+    'mps-signature': signatureHeader(secrets, clock.now_s, body),
+    'mps-event-id': event.id,
+    'mps-event-type': event.type,
+  }, config.WEBHOOK_ALLOW_INSECURE, config.WEBHOOK_TIMEOUT_MS);
+
+  if (attempt.status !== null && attempt.status >= 200 && attempt.status < 300) {
+    await recordAttempt(db, delivery.id, attempt, { status: 'delivered' });
+    metrics.webhookDeliveries.inc({ outcome: 'delivered' });
+    return { status: 'delivered' };
+  }
+  if (attempt.status === 410) {
+    await recordAttempt(db, delivery.id, attempt, { status: 'failed' });
+    await disableEndpoint(db, endpoint.id);
+    metrics.webhookDeliveries.inc({ outcome: 'gone' });
+    return { status: 'failed' };
+  }
+  const delay = retryDelayMs(delivery.attempts, config.WEBHOOK_BACKOFF_BASE_MS, config.WEBHOOK_BACKOFF_CAP_MS);
+  if (clock.age_s * 1000 + delay > config.WEBHOOK_MAX_AGE_S * 1000) {
+    await recordAttempt(db, delivery.id, attempt, { status: 'failed' });
+    metrics.webhookDeliveries.inc({ outcome: 'failed' });
+    return { status: 'failed' };
+  }
+  await recordAttempt(db, delivery.id, attempt, { status: 'pending', nextAttemptAt: new Date(Date.now() + delay) });
+  await deps.queues.webhooks.add('deliver', { deliveryId: delivery.id }, webhookJobOptions(delivery.id, delivery.attempts + 1, delay));
+  metrics.webhookDeliveries.inc({ outcome: 'retry' });
+  return { status: 'retry' };
+}
+
+/** POSTs with a timeout and reads at most RESPONSE_CAP_BYTES of the answer; network errors are an attempt too. */
+async function post(url: string, body: string, headers: Record<string, string>, allowInsecure: boolean, timeoutMs: number): Promise<AttemptLog> {
+  const started = Date.now();
+  const at = new Date(started).toISOString();
+  try {
+    await assertDeliverableUrl(url, allowInsecure);
+    const res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    const excerpt = await readCapped(res);
+    return { at, status: res.status, duration_ms: Date.now() - started, excerpt: excerpt.slice(0, EXCERPT_BYTES) };
+  } catch (err) {
+    const e = err as Error;
+    return { at, status: null, duration_ms: Date.now() - started, error: e.name === 'TimeoutError' ? `timeout after ${timeoutMs} ms` : e.message.slice(0, 200) };
+  }
+}
+
+async function readCapped(res: Response): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size < RESPONSE_CAP_BYTES) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+  }
+  await reader.cancel().catch(() => undefined);
+  return Buffer.concat(chunks).toString('utf8');
+}

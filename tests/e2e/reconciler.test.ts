@@ -1,0 +1,156 @@
+import { expect } from 'chai';
+import { runCharge } from '../../jobs/charge.js';
+import { runReconcile } from '../../jobs/reconcile.js';
+import { startWorkers, type RunningWorkers } from '../../workers/main.js';
+import { createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
+import { charge, expectFailed, expectLedgersMatch, expectSucceeded, issueQr, recharge, sleep, type OperationJson } from '../helpers/money.js';
+import { startSystem, type TestSystem } from '../helpers/system.js';
+
+/** Waits until every operation is terminal in Postgres; returns the rows. */
+async function allTerminal(sys: TestSystem, ids: string[], timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await sys.deps.db('operations').whereIn('id', ids);
+    if (rows.length === ids.length && rows.every((r) => r.status === 'succeeded' || r.status === 'failed')) return rows;
+    if (Date.now() > deadline) throw new Error(`still open: ${JSON.stringify(rows.filter((r) => !['succeeded', 'failed'].includes(r.status)).map((r) => [r.id, r.status]))}`);
+    await sleep(50);
+  }
+}
+
+/** Every succeeded operation has exactly one transaction, every failed one none. */
+async function exactlyOnce(sys: TestSystem, rows: { id: string; status: string }[]) {
+  for (const row of rows) {
+    const txs = await sys.deps.db('transactions').where({ operation_id: row.id });
+    expect(txs, `${row.id} ${row.status}`).to.have.length(row.status === 'succeeded' ? 1 : 0);
+  }
+}
+
+describe('e2e: reconciler and lost jobs', function () {
+  this.timeout(60_000);
+  let sys: TestSystem;
+  let workers: RunningWorkers | undefined;
+
+  beforeEach(async () => {
+    sys = await startSystem({ RECONCILE_AFTER_S: 1 }, { workers: false });
+  });
+  afterEach(async () => {
+    await workers?.close();
+    workers = undefined;
+    await sys.stop();
+  });
+
+  async function setup() {
+    const m = await createMerchant(sys);
+    const member = await createMember(sys);
+    const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: member.id });
+    const other = await issueCard(sys, { type: 'corporate', ownerMemberId: member.id, fixedDiscount: '0.800' });
+    return { merchantKey: m.key, card, other };
+  }
+
+  /** Accepts, without workers: recharge 500, charge 100, recharge 50 on one card; recharge 20 on another. */
+  async function acceptSome(merchantKey: string, cardId: string, otherId: string): Promise<OperationJson[]> {
+    const accepted: OperationJson[] = [];
+    const r1 = await recharge(sys, cardId, { amount: '500.00' }, { wait: false });
+    accepted.push(r1.body);
+    const qr = await issueQr(sys, cardId);
+    accepted.push((await charge(sys, merchantKey, { qr, amount: '100.00' }, { wait: false })).body);
+    accepted.push((await recharge(sys, cardId, { amount: '50.00' }, { wait: false })).body);
+    accepted.push((await recharge(sys, otherId, { amount: '20.00' }, { wait: false })).body);
+    for (const op of accepted) expect(op.status).to.equal('queued');
+    return accepted;
+  }
+
+  it('Redis loses every job (FLUSHALL): the reconciler re-enqueues them, all complete, none twice', async () => {
+    const { merchantKey, card, other } = await setup();
+    const accepted = await acceptSome(merchantKey, card.id, other.id);
+    const ids = accepted.map((o) => o.id);
+    // The API answered 202 and enqueued; now the jobs are gone.
+    await sys.deps.redis.flushall();
+    for (const op of accepted) {
+      const row = await sys.deps.db('operations').where({ id: op.id }).first();
+      expect(await sys.deps.queues.partitions[row.partition]!.getJob(op.id)).to.equal(undefined);
+    }
+
+    workers = await startWorkers(sys.deps);
+    await sleep(300);
+    // Nothing runs them: they are only in Postgres.
+    expect((await sys.deps.db('operations').whereIn('id', ids)).map((r) => r.status)).to.deep.equal(ids.map(() => 'queued'));
+
+    await sleep(1100 - 300);
+    const first = await runReconcile(sys.deps);
+    expect(first.reenqueued).to.equal(4);
+    // A second pass while the jobs are in Redis (or done) adds nothing.
+    const rows = await allTerminal(sys, ids);
+    expect((await runReconcile(sys.deps)).reenqueued).to.equal(0);
+
+    expect(rows.every((r) => r.status === 'succeeded'), JSON.stringify(rows.map((r) => [r.type, r.status, r.error_code]))).to.equal(true);
+    await exactlyOnce(sys, rows);
+    // Re-enqueued in order of acceptance: recharge 500, charge 100, recharge 50.
+    await expectLedgersMatch(sys, card.id, { balance: 45_000, points: 100 });
+    await expectLedgersMatch(sys, other.id, { balance: 2_000, points: 0 });
+
+    // The operations read as done through the API too.
+    const read = await sys.http.get<OperationJson>(`/v1/operations/${ids[1]}`, { key: merchantKey });
+    expectSucceeded(read);
+    expect(read.body.result).to.include({ final_amount: '100.00' });
+  });
+
+  it('the reconciler does not double jobs that are still in Redis; a job run twice changes nothing', async () => {
+    const { merchantKey, card, other } = await setup();
+    const accepted = await acceptSome(merchantKey, card.id, other.id);
+    const ids = accepted.map((o) => o.id);
+    await sleep(1100);
+    // The jobs are waiting in Redis: the reconciler leaves them.
+    expect((await runReconcile(sys.deps)).reenqueued).to.equal(0);
+    let counts = 0;
+    for (const q of sys.deps.queues.partitions) counts += await q.getWaitingCount();
+    expect(counts).to.equal(4);
+
+    workers = await startWorkers(sys.deps);
+    const rows = await allTerminal(sys, ids);
+    await exactlyOnce(sys, rows);
+    await expectLedgersMatch(sys, card.id, { balance: 45_000, points: 100 });
+
+    // A stalled job that runs again finds its operation terminal and changes nothing.
+    const again = await runCharge(sys.deps, { operationId: ids[1]! });
+    expect(again).to.deep.equal({ skipped: 'already terminal' });
+    await exactlyOnce(sys, rows);
+    await expectLedgersMatch(sys, card.id, { balance: 45_000, points: 100 });
+    expect((await runReconcile(sys.deps)).reenqueued).to.equal(0);
+  });
+
+  it('an operation left `processing` by a dead worker (and lost from Redis) is driven to completion once', async () => {
+    const { merchantKey, card, other } = await setup();
+    const accepted = await acceptSome(merchantKey, card.id, other.id);
+    const ids = accepted.map((o) => o.id);
+    await sys.deps.db('operations').where({ id: ids[0] }).update({ status: 'processing', started_at: sys.deps.db.fn.now(), attempts: 1 });
+    await sys.deps.redis.flushall();
+    workers = await startWorkers(sys.deps);
+    await sleep(1100);
+    expect((await runReconcile(sys.deps)).reenqueued).to.equal(4);
+    const rows = await allTerminal(sys, ids);
+    await exactlyOnce(sys, rows);
+    expect(rows.find((r) => r.id === ids[0])).to.include({ status: 'succeeded', attempts: 2 });
+    await expectLedgersMatch(sys, card.id, { balance: 45_000, points: 100 });
+  });
+
+  it('freezing a card while its charge is queued fails the charge with CARD_NOT_ACTIVE', async () => {
+    const { merchantKey, card } = await setup();
+    const r = await recharge(sys, card.id, { amount: '100.00' }, { wait: false });
+    const qr = await issueQr(sys, card.id);
+    const pay = await charge(sys, merchantKey, { qr, amount: '10.00' }, { wait: 1 });
+    expect(pay.status).to.equal(202);
+    expect(pay.body.status).to.equal('queued');
+    expect(pay.headers.get('preference-applied')).to.equal('wait=1');
+    const freeze = await sys.http.post(`/v1/cards/${card.id}/freeze`, { reason: 'reported stolen' }, { key: sys.adminKey });
+    expect(freeze.status, freeze.text).to.equal(200);
+
+    workers = await startWorkers(sys.deps);
+    const done = await sys.http.get<OperationJson>(`/v1/operations/${pay.body.id}`, { key: merchantKey, headers: { prefer: 'wait=10' } });
+    expectFailed(done, 'CARD_NOT_ACTIVE');
+    // The recharge accepted before the freeze ran first but fails too: the card was frozen by the time it ran.
+    const rch = await sys.http.get<OperationJson>(`/v1/operations/${r.body.id}`, { key: sys.adminKey, headers: { prefer: 'wait=10' } });
+    expectFailed(rch, 'CARD_NOT_ACTIVE');
+    await expectLedgersMatch(sys, card.id, { balance: 0, points: 0 });
+  });
+});
