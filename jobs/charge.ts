@@ -1,10 +1,10 @@
 import type { Knex } from 'knex';
 import type { Deps } from '../config/deps.js';
-import { applyDiscount, discountRateFor, paysFromBalance, pointsEarned } from '../domain/discount.js';
+import { cardRateMilli } from '../domain/card-rate.js';
+import { applyDiscount, paysFromBalance, pointsEarned } from '../domain/discount.js';
 import { AppError } from '../domain/errors.js';
-import { levelFor } from '../domain/levels.js';
 import { maskCardNo, maskName } from '../domain/masking.js';
-import { formatMinor, formatRate, parseRate } from '../domain/money.js';
+import { formatMinor, formatRate } from '../domain/money.js';
 import { changeBalance, changePoints } from '../db/queries/ledgers.js';
 import { loadLevels } from '../db/queries/levels.js';
 import { lockCard } from '../db/queries/member-cards.js';
@@ -53,8 +53,7 @@ async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Dep
   if (card.type === 'standard' && !op.payment_method) throw refuse('PAYMENT_METHOD_REQUIRED', 'A standard card pays with an external method: give payment_method');
 
   const levels = await loadLevels(trx);
-  const levelRate = levelFor(card.points, levels).discountMilli;
-  const rate = discountRateFor(card.type, levelRate, card.fixed_discount === null ? null : parseRate(card.fixed_discount));
+  const rate = cardRateMilli(card, levels);
   const finalMinor = applyDiscount(op.amount_minor, rate);
   const viaBalance = paysFromBalance(card.type);
   if (viaBalance && card.balance_minor < finalMinor) {

@@ -1,11 +1,10 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../config/deps.js';
-import { discountRateFor } from '../../domain/discount.js';
+import { cardRateMilli } from '../../domain/card-rate.js';
 import { AppError } from '../../domain/errors.js';
-import { levelFor } from '../../domain/levels.js';
 import { maskCardNo } from '../../domain/masking.js';
-import { formatRate, parseRate } from '../../domain/money.js';
+import { formatRate } from '../../domain/money.js';
 import { newQrToken, sha256 } from '../../domain/tokens.js';
 import { appendAudit } from '../../db/queries/audit-events.js';
 import { loadLevels } from '../../db/queries/levels.js';
@@ -86,8 +85,7 @@ export function qrRoutes(deps: Deps): Router {
         await countInvalidQr(deps, principalOf(req).merchantId!);
         return res.json({ valid: false, expires_at: qr?.expires_at.toISOString() ?? null, card: null });
       }
-      const levels = await loadLevels(db);
-      const rate = discountRateFor(card.type, levelFor(card.points, levels).discountMilli, card.fixed_discount === null ? null : parseRate(card.fixed_discount));
+      const rate = cardRateMilli(card, await loadLevels(db));
       res.json({
         valid: true,
         expires_at: qr.expires_at.toISOString(),
