@@ -3,6 +3,7 @@ import helmet from 'helmet';
 import type { Deps } from '../config/deps.js';
 import './context.js';
 import { authenticate } from './middleware/auth.js';
+import { BULL_BOARD_PATH, bullBoardRoutes } from './bull-board.js';
 import { errorHandler, notFoundHandler, requireJsonBody } from './middleware/errors.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { requestContext } from './middleware/request-context.js';
@@ -17,6 +18,7 @@ import { transactionRoutes } from './routes/transactions.js';
 import { settlementRoutes } from './routes/settlements.js';
 import { platformRoutes } from './routes/platform.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { privacyRoutes } from './routes/privacy.js';
 import type { OperationWaiter } from './operation-waiter.js';
 
 /** Builds the Express app without listening, so tests run it on port 0 (CONVENTIONS.md 9). */
@@ -26,6 +28,9 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   app.set('trust proxy', 'loopback');
   app.set('etag', false);
   app.use(requestContext(deps));
+  // Bull Board serves its own page with inline assets: it gets helmet without the CSP.
+  app.use(BULL_BOARD_PATH, helmet({ contentSecurityPolicy: false }));
+  app.use(bullBoardRoutes(deps));
   app.use(helmet());
   app.use(healthRoutes(deps));
 
@@ -45,6 +50,7 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   v1.use(settlementRoutes(deps));
   v1.use(platformRoutes(deps));
   v1.use(webhookRoutes(deps));
+  v1.use(privacyRoutes(deps));
   app.use('/v1', v1);
 
   app.use(notFoundHandler);

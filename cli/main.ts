@@ -1,5 +1,7 @@
 import { ConfigError, loadConfig } from '../config/env.js';
 import { createLogger } from '../config/logger.js';
+import { closeDeps, createDeps } from '../config/deps.js';
+import { doctor, formatReport } from './doctor.js';
 import { createKnex, migrateLatest } from '../db/knex.js';
 import { createApiKey } from '../db/queries/api-keys.js';
 import { verifyAuditChain } from '../db/queries/audit-events.js';
@@ -11,6 +13,7 @@ Commands:
   create-admin-key [name]    create an admin API key and print it (shown once)
   verify-ledger              check balance = Σ balance_ledger and points = Σ point_ledger for every card
   verify-audit               walk the audit hash chain and report the first broken link
+  doctor                     health report: Postgres, Redis settings, migrations, backlog, stuck work, disk
 
 Needs DATABASE_URL (npm start prints it for the embedded stack).`;
 
@@ -22,11 +25,21 @@ async function main(argv: string[]): Promise<number> {
     return command ? 0 : 2;
   }
   const config = loadConfig();
-  if (!config.DATABASE_URL) {
-    console.error('DATABASE_URL is not set.');
+  if (!config.DATABASE_URL || (command === 'doctor' && !config.REDIS_URL)) {
+    console.error('DATABASE_URL (and REDIS_URL for doctor) must be set.');
     return 2;
   }
   const logger = createLogger('warn');
+  if (command === 'doctor') {
+    const deps = await createDeps(config, { logger: createLogger('silent') });
+    try {
+      const checks = await doctor(deps);
+      console.log(formatReport(checks));
+      return checks.some((c) => c.level === 'fail') ? 1 : 0;
+    } finally {
+      await closeDeps(deps);
+    }
+  }
   const db = createKnex(config.DATABASE_URL, 2, (err) => logger.warn({ err: err.message }, 'postgres client error'));
   try {
     switch (command) {

@@ -59,7 +59,27 @@ export function createMetrics() {
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
-  return { webhookDeliveries, registry, httpRequests, httpDuration, operations, operationLatency, jobs, qrEvents, reconciled, riskAlerts };
+  // Queue depth is read from Redis when Prometheus scrapes, not kept up to date on every job.
+  let queueCounts: (() => Promise<{ queue: string; counts: Record<string, number> }[]>) | undefined;
+  new client.Gauge({
+    name: 'mps_queue_jobs',
+    help: 'Jobs per queue and state (waiting, active, delayed, failed, completed, prioritized), read at scrape',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      if (!queueCounts) return;
+      this.reset();
+      try {
+        for (const { queue, counts } of await queueCounts()) for (const [state, n] of Object.entries(counts)) this.set({ queue, state }, n);
+      } catch {
+        // Redis unreachable: the gauge is left empty rather than failing the whole scrape.
+      }
+    },
+  });
+  const trackQueues = (source: typeof queueCounts) => {
+    queueCounts = source;
+  };
+  return { trackQueues, webhookDeliveries, registry, httpRequests, httpDuration, operations, operationLatency, jobs, qrEvents, reconciled, riskAlerts };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

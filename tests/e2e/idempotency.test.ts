@@ -94,7 +94,7 @@ describe('e2e: idempotency of operations', function () {
 
     const changedAmount = await charge(sys, merchantKey, { qr, amount: '11.00' }, { idempotencyKey: key });
     expectError(changedAmount, 409, 'IDEMPOTENCY_KEY_REUSED');
-    expect(changedAmount.body.error.details).to.deep.equal({ operation_id: first.id });
+    expect((changedAmount.body as unknown as { error: { details: unknown } }).error.details).to.deep.equal({ operation_id: first.id });
     expectError(await charge(sys, merchantKey, { qr, amount: '10.00', external_order_id: 'X' }, { idempotencyKey: key }), 409, 'IDEMPOTENCY_KEY_REUSED');
     const qr2 = await issueQr(sys, card.id);
     expectError(await charge(sys, merchantKey, { qr: qr2, amount: '10.00' }, { idempotencyKey: key }), 409, 'IDEMPOTENCY_KEY_REUSED');

@@ -196,6 +196,14 @@ describe('e2e: POS flow (member → card → recharge → QR → charge)', funct
     await expectLedgersMatch(sys, card.id, { balance: 3_000, points: 50 });
   });
 
+  it('Prefer: wait is capped at MAX_WAIT_S (30)', async () => {
+    const member = await createMember(sys);
+    const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: member.id });
+    const res = await recharge(sys, card.id, { amount: '1.00' }, { wait: 999 });
+    expect(res.headers.get('preference-applied')).to.equal('wait=30');
+    expectSucceeded(res);
+  });
+
   describe('QR codes', () => {
     it('validate never consumes; a QR is single use after a success; revoke makes a QR invalid', async () => {
       const { member, token } = await memberWithToken(sys);

@@ -126,12 +126,33 @@ describe('e2e: reconciler and lost jobs', function () {
     await sys.deps.db('operations').where({ id: ids[0] }).update({ status: 'processing', started_at: sys.deps.db.fn.now(), attempts: 1 });
     await sys.deps.redis.flushall();
     workers = await startWorkers(sys.deps);
+    // Redis loses its data again while the workers run: the partitions' global concurrency is gone too.
+    await sys.deps.redis.flushall();
+    expect(await sys.deps.queues.partitions[0]!.getGlobalConcurrency()).to.equal(null);
     await sleep(1100);
     expect((await runReconcile(sys.deps)).reenqueued).to.equal(4);
+    // The reconciler puts back the one-job-at-a-time rule of every partition.
+    for (const q of sys.deps.queues.partitions) expect(await q.getGlobalConcurrency()).to.equal(1);
     const rows = await allTerminal(sys, ids);
     await exactlyOnce(sys, rows);
     expect(rows.find((r) => r.id === ids[0])).to.include({ status: 'succeeded', attempts: 2 });
     await expectLedgersMatch(sys, card.id, { balance: 45_000, points: 100 });
+  });
+
+  it('a QR that expires while its charge waits in the queue still pays: it was valid when accepted', async () => {
+    const { merchantKey, card } = await setup();
+    const r = await recharge(sys, card.id, { amount: '100.00' }, { wait: false });
+    const qr = await issueQr(sys, card.id, sys.adminKey, { ttl_seconds: 60 });
+    const pay = await charge(sys, merchantKey, { qr, amount: '10.00' }, { wait: false });
+    expect(pay.status).to.equal(202);
+    // Expire it after acceptance (but before the worker runs); a later scan with it is refused.
+    await sys.deps.db('card_qr_state').where({ card_id: card.id }).update({ expires_at: sys.deps.db.raw(`now()`) });
+    const late = await charge(sys, merchantKey, { qr, amount: '10.00' }, { wait: false });
+    workers = await startWorkers(sys.deps);
+    expectSucceeded(await sys.http.get<OperationJson>(`/v1/operations/${r.body.id}`, { key: sys.adminKey, headers: { prefer: 'wait=10' } }));
+    expectSucceeded(await sys.http.get<OperationJson>(`/v1/operations/${pay.body.id}`, { key: merchantKey, headers: { prefer: 'wait=10' } }));
+    expectFailed(await sys.http.get<OperationJson>(`/v1/operations/${late.body.id}`, { key: merchantKey, headers: { prefer: 'wait=10' } }), 'QR_EXPIRED_OR_INVALID');
+    await expectLedgersMatch(sys, card.id, { balance: 9_000, points: 10 });
   });
 
   it('freezing a card while its charge is queued fails the charge with CARD_NOT_ACTIVE', async () => {

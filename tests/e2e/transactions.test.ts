@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { bind, createMember, createMerchant, issueCard, memberToken, type CardJson, type MemberJson } from '../helpers/fixtures.js';
-import { charge, chargeOk, expectError, expectSucceeded, issueQr, rechargeOk, refund } from '../helpers/money.js';
+import { charge, chargeOk, expectError, expectFailed, expectSucceeded, issueQr, rechargeOk, refund } from '../helpers/money.js';
+import type { HttpResult } from '../helpers/http.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
 interface TxJson {
@@ -37,7 +38,7 @@ describe('e2e: transaction lists', function () {
     for (let pages = 0; ; pages++) {
       expect(pages, 'too many pages').to.be.below(100);
       const sep = path.includes('?') ? '&' : '?';
-      const res = await sys.http.get(`${path}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { key });
+      const res: HttpResult = await sys.http.get(`${path}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { key });
       expect(res.status, res.text).to.equal(200);
       expect(res.body.data.length).to.be.at.most(limit);
       all.push(...(res.body.data as TxJson[]));
@@ -90,7 +91,7 @@ describe('e2e: transaction lists', function () {
     await rechargeOk(sys, prepaid.id, '70.00', familyToken);
     // A failed charge writes no transaction and so is in no list.
     const qr = await issueQr(sys, prepaid.id, ownerToken);
-    expect((await charge(sys, merchantA.key, { qr, amount: '999999.00' })).body.error.code).to.equal('INSUFFICIENT_BALANCE');
+    expectFailed(await charge(sys, merchantA.key, { qr, amount: '999999.00' }), 'INSUFFICIENT_BALANCE');
   });
   after(async () => {
     await sys.stop();

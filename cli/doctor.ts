@@ -1,0 +1,90 @@
+import { statfs } from 'node:fs/promises';
+import type { Deps } from '../config/deps.js';
+import { migrationsCurrent } from '../db/knex.js';
+
+type Level = 'ok' | 'warn' | 'fail';
+interface Check {
+  name: string;
+  level: Level;
+  detail: string;
+}
+
+const BACKLOG_WARN = 1000;
+const DISK_FREE_WARN = 0.1;
+
+/**
+ * The report an on-call engineer wants first: are Postgres and Redis up and set as MPS needs,
+ * are migrations current, is anything stuck or backing up. `fail` means act now.
+ */
+export async function doctor(deps: Deps): Promise<Check[]> {
+  const { db, redis, config } = deps;
+  const checks: Check[] = [];
+  const run = async (name: string, fn: () => Promise<Omit<Check, 'name'>>) => {
+    try {
+      checks.push({ name, ...(await fn()) });
+    } catch (err) {
+      checks.push({ name, level: 'fail', detail: (err as Error).message });
+    }
+  };
+
+  await run('postgres', async () => {
+    const { rows } = await db.raw<{ rows: { version: string; sync: string; max_conn: string }[] }>(
+      `SELECT version() AS version, current_setting('synchronous_commit') AS sync, current_setting('max_connections') AS max_conn`,
+    );
+    const r = rows[0]!;
+    return { level: r.sync === 'off' ? 'warn' : 'ok', detail: `${r.version.split(' on ')[0]}; synchronous_commit=${r.sync}; max_connections=${r.max_conn}` };
+  });
+  await run('migrations', async () => ((await migrationsCurrent(db)) ? { level: 'ok', detail: 'current' } : { level: 'fail', detail: 'pending migrations: run `npm run cli -- migrate`' }));
+  await run('redis', async () => {
+    const info = await redis.info('server');
+    const version = /redis_version:(\S+)/.exec(info)?.[1] ?? '?';
+    const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as string[];
+    const [, aof] = (await redis.config('GET', 'appendonly')) as string[];
+    const problems = [policy !== 'noeviction' && `maxmemory-policy=${policy} (must be noeviction: evicted jobs are lost work)`, aof !== 'yes' && 'appendonly=no (AOF keeps queued jobs across restarts)'].filter(Boolean);
+    return { level: problems.length ? 'fail' : 'ok', detail: `Redis ${version}; maxmemory-policy=${policy}; appendonly=${aof}${problems.length ? ` — ${problems.join('; ')}` : ''}` };
+  });
+  await run('queue backlog', async () => {
+    const backlog = await Promise.all(
+      deps.queues.all().map(async (q) => {
+        const c: Record<string, number> = await q.getJobCounts('waiting', 'active', 'delayed', 'failed');
+        return { name: q.name, open: (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0), failed: c.failed ?? 0 };
+      }),
+    );
+    const worst = backlog.reduce((a, b) => (b.open > a.open ? b : a));
+    const detail = backlog.filter((b) => b.open || b.failed).map((b) => `${b.name}: ${b.open} open, ${b.failed} failed`).join('; ') || 'all queues empty';
+    return { level: worst.open > BACKLOG_WARN ? 'warn' : 'ok', detail };
+  });
+  await run('stuck operations', async () => {
+    const { rows } = await db.raw<{ rows: { status: string; n: number; oldest_s: number }[] }>(
+      `SELECT status, count(*)::bigint AS n, extract(epoch FROM now() - min(created_at))::bigint AS oldest_s
+         FROM operations WHERE status IN ('queued', 'processing') AND created_at < now() - make_interval(secs => ?) GROUP BY status`,
+      [config.RECONCILE_AFTER_S * 2],
+    );
+    if (!rows.length) return { level: 'ok', detail: `none open longer than ${config.RECONCILE_AFTER_S * 2} s` };
+    return { level: 'fail', detail: rows.map((r) => `${r.n} ${r.status} (oldest ${r.oldest_s} s)`).join('; ') + ' — is a worker and the scheduler (reconciler) running?' };
+  });
+  await run('webhook deliveries', async () => {
+    const { rows } = await db.raw<{ rows: { failed: number; overdue: number }[] }>(
+      `SELECT count(*) FILTER (WHERE status = 'failed' AND created_at > now() - interval '24 hours')::bigint AS failed,
+              count(*) FILTER (WHERE status = 'pending' AND next_attempt_at < now() - interval '5 minutes')::bigint AS overdue
+         FROM webhook_deliveries`,
+    );
+    const r = rows[0]!;
+    return { level: r.overdue ? 'fail' : r.failed ? 'warn' : 'ok', detail: `${r.failed} failed in 24 h, ${r.overdue} overdue` };
+  });
+  await run('risk alerts', async () => {
+    const { rows } = await db.raw<{ rows: { n: number }[] }>(`SELECT count(*)::bigint AS n FROM risk_alerts WHERE status = 'open'`);
+    return { level: rows[0]!.n ? 'warn' : 'ok', detail: `${rows[0]!.n} open` };
+  });
+  await run('disk', async () => {
+    const s = await statfs(process.cwd());
+    const free = s.bavail / s.blocks;
+    return { level: free < DISK_FREE_WARN ? 'warn' : 'ok', detail: `${((s.bavail * s.bsize) / 2 ** 30).toFixed(1)} GiB free (${(free * 100).toFixed(0)} %) at ${process.cwd()}` };
+  });
+  return checks;
+}
+
+export function formatReport(checks: Check[]): string {
+  const mark: Record<Level, string> = { ok: 'OK  ', warn: 'WARN', fail: 'FAIL' };
+  return checks.map((c) => `${mark[c.level]}  ${c.name.padEnd(20)} ${c.detail}`).join('\n');
+}
