@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 /** The fields of an audit event that the hash chain covers (everything but the hashes). */
 export interface AuditFields {
   id: number;
+  /** The chain this event links into: a card partition's, or "main". */
+  chain: string;
   actor_type: string;
   actor_id: string | null;
   role: string | null;

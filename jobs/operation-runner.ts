@@ -71,8 +71,9 @@ export async function failOperation(deps: Deps, operationId: string, error: AppE
   return { status: 'failed', code: error.code };
 }
 
+/** Who asked for the operation; its audit events chain with the rest of its card partition. */
 function actorOf(op: OperationRecord) {
-  return { actorType: 'api_key' as const, actorId: op.api_key_id, role: op.actor_role, requestId: op.request_id, ip: op.ip };
+  return { actorType: 'api_key' as const, actorId: op.api_key_id, role: op.actor_role, requestId: op.request_id, ip: op.ip, chain: `card-ops-${op.partition}` };
 }
 
 /** After commit: count it, and wake any API request waiting on it (best effort; waits also poll). */

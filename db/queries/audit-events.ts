@@ -11,25 +11,30 @@ export interface AuditInput {
   context?: Record<string, unknown>;
   requestId?: string | null;
   ip?: string | null;
+  /** Money operations chain per card partition (already serial); everything else into "main". */
+  chain?: string;
 }
 
-// Any constant works; it names the one chain so that appends take turns.
-const AUDIT_CHAIN_LOCK = 7_246_001;
+// Namespace of the advisory locks that make appends to one chain take turns.
+const AUDIT_LOCK_SPACE = 7_246_001;
 
 /**
- * Appends to the hash chain inside the caller's transaction. The advisory lock makes appends take
- * turns from here to commit, so each event links to the one committed before it. Call it last in
- * a transaction to keep that turn short.
+ * Appends to a hash chain inside the caller's transaction. The advisory lock makes appends to the
+ * chain take turns from here to commit, so each event links to the one committed before it. Call
+ * it last in a transaction to keep that turn short.
  */
 export async function appendAudit(trx: Db, input: AuditInput): Promise<void> {
-  await trx.raw('SELECT pg_advisory_xact_lock(?)', [AUDIT_CHAIN_LOCK]);
+  const chain = input.chain ?? 'main';
+  await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [AUDIT_LOCK_SPACE, chain]);
   const { rows } = await trx.raw<{ rows: { id: number; now: Date; prev: string | null }[] }>(
     `SELECT nextval('audit_events_id_seq') AS id, date_trunc('milliseconds', now()) AS now,
-            (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1) AS prev`,
+            (SELECT hash FROM audit_events WHERE chain = ? ORDER BY id DESC LIMIT 1) AS prev`,
+    [chain],
   );
   const head = rows[0]!;
   const fields: AuditFields = {
     id: head.id,
+    chain,
     actor_type: input.actorType,
     actor_id: input.actorId ?? null,
     role: input.role ?? null,
@@ -52,11 +57,11 @@ interface AuditRow extends Omit<AuditFields, 'created_at'> {
 }
 
 /**
- * Walks the chain in order and reports the first row whose link or hash does not hold: an edited
- * row fails its own hash, a deleted one breaks the next row's link.
+ * Walks every chain in order and reports the first row whose link or hash does not hold: an
+ * edited row fails its own hash, a deleted one breaks the next row's link in its chain.
  */
 export async function verifyAuditChain(db: Db, batch = 5000): Promise<{ ok: boolean; checked: number; first_broken_id: number | null }> {
-  let prev = GENESIS_HASH;
+  const heads = new Map<string, string>();
   let checked = 0;
   let afterId = 0;
   for (;;) {
@@ -64,8 +69,8 @@ export async function verifyAuditChain(db: Db, batch = 5000): Promise<{ ok: bool
     for (const row of rows) {
       const { prev_hash, hash, ...rest } = row;
       const fields: AuditFields = { ...rest, created_at: row.created_at.toISOString() };
-      if (prev_hash !== prev || chainHash(prev_hash, fields) !== hash) return { ok: false, checked, first_broken_id: row.id };
-      prev = hash;
+      if (prev_hash !== (heads.get(row.chain) ?? GENESIS_HASH) || chainHash(prev_hash, fields) !== hash) return { ok: false, checked, first_broken_id: row.id };
+      heads.set(row.chain, hash);
       checked++;
     }
     if (rows.length < batch) return { ok: true, checked, first_broken_id: null };

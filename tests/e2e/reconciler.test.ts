@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { runCharge } from '../../jobs/charge.js';
+import { runRecharge } from '../../jobs/recharge.js';
 import { runReconcile } from '../../jobs/reconcile.js';
 import { startWorkers, type RunningWorkers } from '../../workers/main.js';
 import { createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
@@ -117,6 +118,19 @@ describe('e2e: reconciler and lost jobs', function () {
     await exactlyOnce(sys, rows);
     await expectLedgersMatch(sys, card.id, { balance: 45_000, points: 100 });
     expect((await runReconcile(sys.deps)).reenqueued).to.equal(0);
+  });
+
+  it('the same job run by two workers at once (a stalled job picked up twice) applies once', async () => {
+    const { merchantKey, card } = await setup();
+    const r = await recharge(sys, card.id, { amount: '100.00' }, { wait: false });
+    const rechargeRuns = await Promise.all([runRecharge(sys.deps, { operationId: r.body.id }), runRecharge(sys.deps, { operationId: r.body.id }), runRecharge(sys.deps, { operationId: r.body.id })]);
+    expect(rechargeRuns.filter((x) => JSON.stringify(x) === JSON.stringify({ status: 'succeeded' }))).to.have.length(1);
+    const qr = await issueQr(sys, card.id);
+    const pay = await charge(sys, merchantKey, { qr, amount: '60.00' }, { wait: false });
+    const runs = await Promise.all([runCharge(sys.deps, { operationId: pay.body.id }), runCharge(sys.deps, { operationId: pay.body.id })]);
+    expect(runs.filter((x) => JSON.stringify(x) === JSON.stringify({ status: 'succeeded' }))).to.have.length(1);
+    await exactlyOnce(sys, await sys.deps.db('operations').whereIn('id', [r.body.id, pay.body.id]));
+    await expectLedgersMatch(sys, card.id, { balance: 4_000, points: 60 });
   });
 
   it('an operation left `processing` by a dead worker (and lost from Redis) is driven to completion once', async () => {

@@ -5,6 +5,7 @@ import { GENESIS_HASH, canonicalJson, chainHash, type AuditFields } from '../../
 
 const EVENT: AuditFields = {
   id: 42,
+  chain: 'card-ops-3',
   actor_type: 'api_key',
   actor_id: 'k_1',
   role: 'merchant',
@@ -108,6 +109,7 @@ describe('domain/audit-chain', () => {
 
     const changes: Record<keyof AuditFields, unknown> = {
       id: 43,
+      chain: 'main',
       actor_type: 'system',
       actor_id: null,
       role: 'admin',

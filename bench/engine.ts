@@ -1,0 +1,57 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { freePort } from '../dev/stack.js';
+
+export interface EngineProcess {
+  name: string;
+  child: ChildProcess;
+}
+
+/** Starts `web` and `worker` as separate OS processes, as the Procfile runs them. */
+export async function startEngine(env: Record<string, string>): Promise<{ url: string; processes: EngineProcess[]; stop(): Promise<void> }> {
+  const port = await freePort();
+  const common = { ...process.env, ...env, PORT: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
+  const start = (name: string, file: string) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], { env: common, stdio: ['ignore', 'inherit', 'inherit'] });
+    return { name, child };
+  };
+  const processes = [start('web', 'api/server.ts'), start('worker', 'workers/main.ts')];
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/ready`)).ok) break;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error('engine did not become ready within 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    processes,
+    stop: async () => {
+      await Promise.all(
+        processes.map(
+          (p) =>
+            new Promise<void>((resolve) => {
+              if (p.child.exitCode !== null) return resolve();
+              p.child.once('exit', () => resolve());
+              p.child.kill('SIGTERM');
+            }),
+        ),
+      );
+    },
+  };
+}
+
+const TICKS_PER_S = 100;
+
+/** CPU seconds used so far and resident memory of a process, from /proc. */
+export function sampleProcess(pid: number): { cpuS: number; rssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuS = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return { cpuS, rssMb: rssKb / 1024 };
+}

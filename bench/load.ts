@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto';
+import type { Preload } from './preload.js';
+
+export type Action = 'charge' | 'refund' | 'recharge';
+
+export interface Sample {
+  action: Action;
+  startS: number;
+  /** Time to the POST's answer (202 in poll mode; the final answer with Prefer: wait). */
+  acceptMs: number;
+  /** Submit to terminal status. */
+  finalMs: number;
+  /** 'succeeded', a business error code, or an HTTP/network error label. */
+  outcome: string;
+}
+
+export interface LoadOptions {
+  url: string;
+  preload: Preload;
+  /** Cards the load uses (1-based numbers); all when undefined. */
+  hotCards?: number[];
+  mix: Record<Action, number>;
+  /** 'wait': POST with Prefer: wait; 'poll': POST, then GET the operation until terminal. */
+  mode: 'wait' | 'poll';
+}
+
+const BUSINESS_DECLINES = new Set(['INSUFFICIENT_BALANCE', 'REFUND_EXCEEDS_AVAILABLE', 'BALANCE_LIMIT_EXCEEDED']);
+export const isDecline = (outcome: string) => BUSINESS_DECLINES.has(outcome);
+
+/** POS-like clients: each action is one operation over real HTTP, measured from submit to final. */
+export class LoadGenerator {
+  readonly samples: Sample[] = [];
+  private readonly nextMember: Int32Array;
+  private readonly paid: { key: string; txNo: string }[] = [];
+  private readonly started = performance.now();
+  exhausted = 0;
+
+  constructor(private readonly o: LoadOptions) {
+    this.nextMember = new Int32Array(o.preload.cards + 1);
+  }
+
+  elapsedS(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+
+  /** One action drawn from the mix. */
+  async step(): Promise<void> {
+    const r = Math.random();
+    const { mix } = this.o;
+    const action: Action = r < mix.charge ? 'charge' : r < mix.charge + mix.refund && this.paid.length ? 'refund' : r < mix.charge + mix.refund + mix.recharge ? 'recharge' : 'charge';
+    if (action === 'charge') return this.charge();
+    if (action === 'refund') return this.refund();
+    return this.recharge();
+  }
+
+  private pickCard(): number {
+    const hot = this.o.hotCards;
+    return hot ? hot[Math.floor(Math.random() * hot.length)]! : 1 + Math.floor(Math.random() * this.o.preload.cards);
+  }
+
+  private async charge(): Promise<void> {
+    let card = 0;
+    for (let tries = 0; tries < 20 && !card; tries++) {
+      const c = this.pickCard();
+      if (this.nextMember[c]! < this.o.preload.members) card = c;
+    }
+    if (!card) {
+      this.exhausted++;
+      return;
+    }
+    const member = this.nextMember[card]!++;
+    const key = this.o.preload.merchantKeys[card % this.o.preload.merchantKeys.length]!;
+    const amount = (1 + Math.floor(Math.random() * 30_000)) / 100;
+    const sample = await this.submit('charge', '/v1/payments', key, { qr: this.o.preload.qr(card, member), amount: amount.toFixed(2) });
+    if (sample?.txNo && this.paid.length < 100_000) this.paid.push({ key, txNo: sample.txNo });
+  }
+
+  private async refund(): Promise<void> {
+    const i = Math.floor(Math.random() * this.paid.length);
+    const payment = this.paid[i]!;
+    this.paid[i] = this.paid[this.paid.length - 1]!;
+    this.paid.pop();
+    await this.submit('refund', '/v1/refunds', payment.key, { original_tx_no: payment.txNo, amount: '1.00' });
+  }
+
+  private async recharge(): Promise<void> {
+    await this.submit('recharge', `/v1/cards/${this.o.preload.cardId(this.pickCard())}/recharges`, this.o.preload.appKey, { amount: '100.00', payment_method: 'cash' });
+  }
+
+  private async submit(action: Action, path: string, key: string, body: unknown): Promise<{ txNo?: string } | undefined> {
+    const startS = this.elapsedS();
+    const t0 = performance.now();
+    const headers: Record<string, string> = { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() };
+    if (this.o.mode === 'wait') headers.prefer = 'wait=10';
+    try {
+      const res = await fetch(`${this.o.url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+      let op = (await res.json()) as { id?: string; status?: string; error?: { code: string } | null; result?: { tx_no?: string } };
+      const acceptMs = performance.now() - t0;
+      if (res.status >= 400) return void this.record({ action, startS, acceptMs, finalMs: acceptMs, outcome: op.error?.code ?? `HTTP_${res.status}` });
+      while (op.status === 'queued' || op.status === 'processing') {
+        const poll = await fetch(`${this.o.url}/v1/operations/${op.id}`, { headers: { authorization: `Bearer ${key}`, prefer: 'wait=10' } });
+        op = (await poll.json()) as typeof op;
+      }
+      const finalMs = performance.now() - t0;
+      this.record({ action, startS, acceptMs, finalMs, outcome: op.status === 'succeeded' ? 'succeeded' : (op.error?.code ?? 'UNKNOWN') });
+      return { txNo: op.status === 'succeeded' ? op.result?.tx_no : undefined };
+    } catch (err) {
+      this.record({ action, startS, acceptMs: performance.now() - t0, finalMs: performance.now() - t0, outcome: `NETWORK_${(err as Error).name}` });
+      return undefined;
+    }
+  }
+
+  private record(s: Sample) {
+    this.samples.push(s);
+  }
+}
+
+/** Closed loop: `terminals` clients, each sending its next request when the last one finished. */
+export async function closedLoop(gen: LoadGenerator, terminals: number, seconds: number): Promise<void> {
+  const end = gen.elapsedS() + seconds;
+  await Promise.all(
+    Array.from({ length: terminals }, async () => {
+      while (gen.elapsedS() < end) await gen.step();
+    }),
+  );
+}
+
+/**
+ * Open loop: requests start at `rate(t)` per second whatever the answers, as POS traffic does;
+ * at most `maxInFlight` at once so an overloaded engine is measured, not the generator's memory.
+ */
+export async function openLoop(gen: LoadGenerator, rate: (second: number) => number, seconds: number, maxInFlight = 5000): Promise<{ skipped: number }> {
+  const tickMs = 10;
+  const start = gen.elapsedS();
+  const inFlight = new Set<Promise<void>>();
+  let owed = 0;
+  let skipped = 0;
+  while (gen.elapsedS() - start < seconds) {
+    owed += (rate(gen.elapsedS() - start) * tickMs) / 1000;
+    for (; owed >= 1; owed--) {
+      if (inFlight.size >= maxInFlight) {
+        skipped++;
+        continue;
+      }
+      const p: Promise<void> = gen.step().finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    await new Promise((r) => setTimeout(r, tickMs));
+  }
+  await Promise.all(inFlight);
+  return { skipped };
+}

@@ -1,0 +1,169 @@
+import { spawnSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createKnex, migrateLatest } from '../db/knex.js';
+import { startLocalStack, type LocalStack } from '../dev/stack.js';
+import { sampleProcess, startEngine } from './engine.js';
+import { checkInvariants } from './invariants.js';
+import { LoadGenerator, closedLoop, isDecline, openLoop, type Action } from './load.js';
+import { runPgbench } from './pgbench.js';
+import { preload } from './preload.js';
+import { latencySvg, summarize, type SecondSample } from './stats.js';
+
+const { values: args } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'mixed' }, // mixed | hot-card | burst
+    loop: { type: 'string', default: 'closed' }, // closed | open
+    terminals: { type: 'string', default: '64' },
+    rate: { type: 'string', default: '200' },
+    duration: { type: 'string', default: '60' },
+    cards: { type: 'string', default: '10000' },
+    mode: { type: 'string', default: 'wait' }, // wait | poll
+    partitions: { type: 'string', default: '16' },
+    pgbench: { type: 'boolean', default: true },
+    out: { type: 'string', default: 'bench/results' },
+  },
+});
+
+const MIXES: Record<string, Record<Action, number>> = {
+  mixed: { charge: 0.9, refund: 0.05, recharge: 0.05 },
+  'hot-card': { charge: 1, refund: 0, recharge: 0 },
+  burst: { charge: 0.9, refund: 0.05, recharge: 0.05 },
+};
+
+async function main() {
+  const scenario = args.scenario!;
+  const mix = MIXES[scenario];
+  if (!mix) throw new Error(`unknown scenario ${scenario}; use mixed, hot-card or burst (scale: npx tsx bench/scale.ts)`);
+  const duration = Number(args.duration);
+  const rate = Number(args.rate);
+  const terminals = Number(args.terminals);
+  const loop = scenario === 'burst' ? 'open' : args.loop!;
+  const hot = scenario === 'hot-card';
+  const cards = hot ? 3 : Number(args.cards);
+  // Enough fresh QR tokens per card for the whole run: generous, they are cheap rows.
+  const expected = loop === 'open' ? rate * duration * (scenario === 'burst' ? 1.5 : 1) : 1500 * duration;
+  const membersPerCard = Math.max(4, Math.ceil((expected * mix.charge * 1.5) / cards));
+
+  let stack: LocalStack | undefined;
+  let dataDir: string | undefined;
+  let databaseUrl = process.env.DATABASE_URL;
+  let redisUrl = process.env.REDIS_URL;
+  if (!databaseUrl || !redisUrl) {
+    dataDir = mkdtempSync(join(tmpdir(), 'mps-bench-'));
+    stack = await startLocalStack(dataDir, { persistent: false, database: 'mps_bench' });
+    databaseUrl = stack.databaseUrl;
+    redisUrl = stack.redisUrl;
+  }
+  const db = createKnex(databaseUrl, 4, () => undefined);
+  await migrateLatest(db);
+  console.log(`preloading ${cards} cards × ${membersPerCard} members (one fresh QR each) …`);
+  const t0 = Date.now();
+  const data = await preload(db, { cards, membersPerCard, merchants: 20, balanceMinor: hot ? 100_000_000 : 5_000_000, qrTtlS: 3600 });
+  console.log(`preloaded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+  const engine = await startEngine({
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: `bench${data.run}`,
+    CARD_PARTITIONS: args.partitions!,
+    RATE_LIMIT_PER_KEY_PER_MIN: '10000000',
+    RATE_LIMIT_PER_IP_PER_MIN: '10000000',
+    RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: '10000000',
+  });
+  const gen = new LoadGenerator({ url: engine.url, preload: data, hotCards: hot ? [1, 2, 3] : undefined, mix, mode: args.mode as 'wait' | 'poll' });
+
+  const resources: { t: number; cpuS: Record<string, number>; rssMb: Record<string, number> }[] = [];
+  const sampler = setInterval(() => {
+    const cpu: Record<string, number> = {};
+    const rss: Record<string, number> = {};
+    for (const p of engine.processes) {
+      if (!p.child.pid) continue;
+      const s = sampleProcess(p.child.pid);
+      cpu[p.name] = s.cpuS;
+      rss[p.name] = s.rssMb;
+    }
+    resources.push({ t: gen.elapsedS(), cpuS: cpu, rssMb: rss });
+  }, 1000);
+
+  console.log(`${scenario}: ${loop} loop, ${loop === 'closed' ? `${terminals} terminals` : `${rate}/s`}, ${duration} s, mode ${args.mode} …`);
+  const loadStart = gen.elapsedS();
+  let skipped = 0;
+  if (loop === 'closed') await closedLoop(gen, terminals, duration);
+  else {
+    const burstAt = duration / 2 - 2.5;
+    const rateAt = (s: number) => (scenario === 'burst' && s >= burstAt && s < burstAt + 5 ? rate * 10 : rate);
+    skipped = (await openLoop(gen, rateAt, duration)).skipped;
+  }
+  const loadSeconds = gen.elapsedS() - loadStart;
+  clearInterval(sampler);
+
+  const invariants = await checkInvariants(db, 60_000);
+  let pgbench: Awaited<ReturnType<typeof runPgbench>> | undefined;
+  if (args.pgbench && spawnSync('pgbench', ['--version']).status === 0) pgbench = await runPgbench(db, databaseUrl, Math.min(duration, 30));
+  await engine.stop();
+  await db.destroy();
+  await stack?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+
+  const charges = gen.samples.filter((s) => s.action === 'charge');
+  const chargesDone = charges.filter((s) => s.outcome === 'succeeded' || isDecline(s.outcome));
+  const outcomes: Record<string, number> = {};
+  for (const s of gen.samples) outcomes[`${s.action}:${s.outcome}`] = (outcomes[`${s.action}:${s.outcome}`] ?? 0) + 1;
+  const errors = gen.samples.filter((s) => s.outcome !== 'succeeded' && !isDecline(s.outcome)).length;
+  const first = resources[0];
+  const last = resources[resources.length - 1];
+  const cpu = Object.fromEntries(Object.keys(last?.cpuS ?? {}).map((p) => [p, last && first ? Math.round(((last.cpuS[p]! - first.cpuS[p]!) / (last.t - first.t)) * 100) : 0]));
+  const peakRss = Object.fromEntries(Object.keys(last?.rssMb ?? {}).map((p) => [p, Math.round(Math.max(...resources.map((r) => r.rssMb[p] ?? 0)))]));
+  const engineRate = chargesDone.length / loadSeconds;
+
+  const perSecond: SecondSample[] = [];
+  for (let s = 0; s < Math.ceil(loadSeconds); s++) {
+    const inSecond = charges.filter((c) => c.startS - loadStart >= s && c.startS - loadStart < s + 1).map((c) => c.finalMs);
+    const sum = summarize(inSecond);
+    perSecond.push({ second: s, completed: inSecond.length, p50: sum.p50, p99: sum.p99 });
+  }
+
+  const result = {
+    scenario,
+    loop,
+    mode: args.mode,
+    terminals: loop === 'closed' ? terminals : undefined,
+    rate: loop === 'open' ? rate : undefined,
+    duration_s: Math.round(loadSeconds * 10) / 10,
+    cards,
+    partitions: Number(args.partitions),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
+    conditions: 'engine (web + worker processes), Postgres, Redis and this load generator on the same machine',
+    charges_completed_per_s: Math.round(engineRate * 10) / 10,
+    charges_succeeded_per_s: Math.round((charges.filter((s) => s.outcome === 'succeeded').length / loadSeconds) * 10) / 10,
+    charge_accept_ms: summarize(charges.map((s) => s.acceptMs)),
+    charge_submit_to_final_ms: summarize(charges.map((s) => s.finalMs)),
+    outcomes,
+    errors_other_than_declines: errors,
+    skipped_open_loop: skipped,
+    qr_pool_exhausted: gen.exhausted,
+    engine_cpu_percent: cpu,
+    engine_peak_rss_mb: peakRss,
+    invariants,
+    pgbench: pgbench ? { ...pgbench, ratio_engine_to_pgbench: Math.round((engineRate / pgbench.tps) * 1000) / 1000 } : 'pgbench not found',
+  };
+  mkdirSync(args.out!, { recursive: true });
+  const name = `${scenario}-${loop}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  writeFileSync(join(args.out!, `${name}.json`), JSON.stringify({ ...result, per_second: perSecond }, null, 2));
+  writeFileSync(join(args.out!, `${name}.svg`), latencySvg(`${scenario} ${loop}: charge submit-to-final latency and completions per second`, perSecond));
+  console.log(JSON.stringify(result, null, 2));
+  console.log(`results: ${join(args.out!, name)}.{json,svg}`);
+  if (!invariants.ok) {
+    console.error('INVARIANT BROKEN — see "invariants" above');
+    process.exit(1);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
