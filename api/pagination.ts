@@ -6,8 +6,9 @@ export interface Cursor {
   id: string;
 }
 
-export function encodeCursor(row: { created_at: Date | string; id: string | number }): string {
-  const t = row.created_at instanceof Date ? row.created_at.toISOString() : row.created_at;
+/** Rows carry `cursor_t` (see db/knex.ts cursorTime) so that the cursor keeps Postgres's microseconds. */
+export function encodeCursor(row: { created_at: Date | string; cursor_t?: string; id: string | number }): string {
+  const t = row.cursor_t ?? (row.created_at instanceof Date ? row.created_at.toISOString() : row.created_at);
   return Buffer.from(JSON.stringify({ t, id: String(row.id) })).toString('base64url');
 }
 
@@ -23,7 +24,7 @@ export function decodeCursor(cursor: string | undefined): Cursor | undefined {
 }
 
 /** Builds `{data, next_cursor}` from a page fetched with limit + 1 rows. */
-export function page<Row extends { created_at: Date | string; id: string | number }, Out>(rows: Row[], limit: number, map: (row: Row) => Out) {
+export function page<Row extends { created_at: Date | string; cursor_t?: string; id: string | number }, Out>(rows: Row[], limit: number, map: (row: Row) => Out) {
   const more = rows.length > limit;
   const shown = more ? rows.slice(0, limit) : rows;
   const last = shown[shown.length - 1];

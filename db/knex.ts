@@ -15,6 +15,12 @@ pg.types.setTypeParser(pg.types.builtins.DATE, (text) => text);
 
 export type Db = Knex | Knex.Transaction;
 
+/**
+ * A list's cursor time at the microseconds Postgres keeps (a JS Date keeps milliseconds, and rows
+ * a few microseconds apart would fall between pages).
+ */
+export const cursorTime = (db: Db, column: string) => db.raw(`to_char(?? AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_t`, [column]);
+
 export function createKnex(databaseUrl: string, poolMax: number, onError: (err: Error) => void): Knex {
   const knex = knexFactory({
     client: 'pg',

@@ -39,7 +39,7 @@ export function maintenanceJobOptions(jobId: string): JobsOptions {
 /** One job per delivery attempt: retries are scheduled as delayed jobs with their own backoff. */
 export function webhookJobOptions(deliveryId: string, attempt: number, delayMs: number): JobsOptions {
   return {
-    jobId: `${deliveryId}:${attempt}`,
+    jobId: `${deliveryId}-${attempt}`, // BullMQ ids may not contain ':'
     delay: delayMs,
     attempts: 3,
     backoff: { type: 'exponential', delay: 1000 },

@@ -55,6 +55,10 @@ async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Dep
   if (payment.via_balance) await changeBalance(trx, card, { delta: op.amount_minor, transactionId: refund.id, reason: 'refund' });
   if (clawed > 0) await changePoints(trx, card, await loadLevels(trx), { delta: -clawed, reason: 'clawback', transactionId: refund.id });
   await recordRefundOnPayment(trx, payment.id, { refunded: op.amount_minor, clawed, status: originalStatus });
+  // A voucher whose only use is refunded in full can be used again (its value is back on it).
+  if (card.type === 'voucher' && card.status === 'used' && originalStatus === 'refunded') {
+    await trx('member_cards').where({ id: card.id }).update({ status: 'active', updated_at: trx.fn.now() });
+  }
 
   const result = {
     refund_tx_no: refund.tx_no,

@@ -3,6 +3,17 @@ import type { Deps } from '../config/deps.js';
 import { AppError } from '../domain/errors.js';
 import type { Handler } from '../jobs/index.js';
 import { failOperation } from '../jobs/operation-runner.js';
+import { raiseAlert } from '../db/queries/risk-alerts.js';
+
+/** DESIGN.md §1: an operation that fails for infrastructure reasons after every attempt raises an alert. */
+async function raiseInternalErrorAlert(deps: Deps, operationId: string, error: string): Promise<void> {
+  try {
+    const alert = await raiseAlert(deps.db, { rule: 'operation_internal_error', subject_type: 'operation', subject_id: operationId, window_start: new Date(), severity: 'critical', details: { error: error.slice(0, 500) } });
+    if (alert) deps.metrics.riskAlerts.inc({ rule: 'operation_internal_error' });
+  } catch (err) {
+    deps.logger.error({ err: (err as Error).message, operation_id: operationId }, 'could not raise the INTERNAL_ERROR alert');
+  }
+}
 
 /**
  * Runs one job with logging and metrics. Operation jobs that keep failing for infrastructure
@@ -23,6 +34,7 @@ export async function runJob<P>(deps: Deps, queueKind: string, job: Job<P>, hand
       log.error({ err: message, operation_id: operationId }, 'operation failed after the last attempt');
       deps.metrics.jobs.inc({ queue: queueKind, outcome: 'failed' });
       await failOperation(deps, operationId, new AppError('INTERNAL_ERROR', 'The operation could not be completed; it was not applied'));
+      await raiseInternalErrorAlert(deps, operationId, message);
       return { failed: 'INTERNAL_ERROR' };
     }
     log.warn({ err: message, operation_id: operationId, last_attempt: lastAttempt }, 'job attempt failed');

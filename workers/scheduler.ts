@@ -21,8 +21,9 @@ export interface RunningScheduler {
 }
 
 const byScheduledTime = (job: MaintenanceJob) => async (ctx: TaskContext) => {
-  const at = new Date(Math.floor(ctx.date.getTime() / 1000) * 1000).toISOString();
-  return { id: `${job}:${at}`, payload: { at } };
+  const second = Math.floor(ctx.date.getTime() / 1000);
+  // BullMQ job ids may not contain ':', so the tick is named by its epoch second.
+  return { id: `${job}-${second}`, payload: { at: new Date(second * 1000).toISOString() } };
 };
 
 export function schedulerTicks(deps: Deps): Tick[] {
@@ -40,7 +41,7 @@ export function schedulerTicks(deps: Deps): Tick[] {
       // The day comes from Postgres time in SETTLEMENT_TZ, never this process's clock.
       plan: async () => {
         const day = await previousLocalDay(deps.db, config.SETTLEMENT_TZ);
-        return { id: `settlement:${day}`, payload: { day } };
+        return { id: `settlement-${day}`, payload: { day } };
       },
     },
   ];

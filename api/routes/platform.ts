@@ -33,7 +33,7 @@ export function platformRoutes(deps: Deps): Router {
   router.get('/risk/alerts', allow('admin'), async (req, res) => {
     const q = parse(alertQuery, req.query, 'query');
     const rows = await listAlerts(db, { status: q.status, rule: q.rule, limit: q.limit, cursor: decodeCursor(q.cursor) });
-    res.json(page(rows, q.limit, (a) => ({ ...a, window_start: a.window_start.toISOString(), created_at: a.created_at.toISOString(), resolved_at: a.resolved_at?.toISOString() ?? null })));
+    res.json(page(rows, q.limit, ({ cursor_t: _cursor, ...a }: typeof rows[number] & { cursor_t?: string }) => ({ ...a, window_start: a.window_start.toISOString(), created_at: a.created_at.toISOString(), resolved_at: a.resolved_at?.toISOString() ?? null })));
   });
 
   router.post('/risk/alerts/:id/resolve', allow('admin'), async (req, res) => {

@@ -41,9 +41,15 @@ export function qrRoutes(deps: Deps): Router {
     const binding = await db('card_bindings').where({ card_id: card.id, member_id: memberId }).first('role');
     if (!binding) throw new AppError('NOT_FOUND', 'That member is not bound to this card');
     if (binding.role === 'viewer') throw new AppError('FORBIDDEN', 'A viewer of this card may not pay with it');
+    // Refused now with the code the charge would end with, rather than handing out a QR that cannot pay.
+    if (card.type === 'voucher' && card.status === 'used') throw new AppError('VOUCHER_ALREADY_USED', 'The voucher has already been used');
     if (card.status !== 'active') throw new AppError('CARD_NOT_ACTIVE', `The card is ${card.status}`);
-    const member = await db('member_profiles').where({ id: memberId }).first('status');
-    if (member?.status !== 'active') throw new AppError('MEMBER_SUSPENDED', 'The member is suspended');
+    const { rows } = await db.raw<{ rows: { member_status: string | null; card_expired: boolean }[] }>(
+      `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS member_status, coalesce(?::timestamptz <= now(), false) AS card_expired`,
+      [memberId, card.expires_at],
+    );
+    if (rows[0]!.card_expired) throw new AppError('CARD_EXPIRED', 'The card has expired');
+    if (rows[0]!.member_status !== 'active') throw new AppError('MEMBER_SUSPENDED', 'The member is suspended');
 
     const token = newQrToken();
     const ttl = body.ttl_seconds ?? config.QR_DEFAULT_TTL_S;

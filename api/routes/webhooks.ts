@@ -17,6 +17,7 @@ import {
 import { assertDeliverableUrl } from '../../jobs/deliver-webhook.js';
 import { webhookJobOptions } from '../../jobs/queues.js';
 import { isUuid } from '../access.js';
+import { cursorTime } from '../../db/knex.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { decodeCursor, page } from '../pagination.js';
 import { fields, listQuery, parse } from '../validate.js';
@@ -125,7 +126,7 @@ export function webhookRoutes(deps: Deps): Router {
     const query = db<WebhookDeliveryRow>('webhook_deliveries as d')
       .join('webhook_endpoints as w', 'w.id', 'd.endpoint_id')
       .where('w.merchant_id', merchantOf(req))
-      .select('d.*')
+      .select('d.*', cursorTime(db, 'd.created_at'))
       .orderBy([
         { column: 'd.created_at', order: 'desc' },
         { column: 'd.id', order: 'desc' },
@@ -149,7 +150,7 @@ export function webhookRoutes(deps: Deps): Router {
       .where({ id })
       .update({ status: 'pending', next_attempt_at: db.fn.now() } as never)
       .returning('*');
-    await deps.queues.webhooks.add('deliver', { deliveryId: id }, { ...webhookJobOptions(id, row!.attempts, 0), jobId: `${id}:redeliver:${Date.now()}` });
+    await deps.queues.webhooks.add('deliver', { deliveryId: id }, { ...webhookJobOptions(id, row!.attempts, 0), jobId: `${id}-redeliver-${Date.now()}` });
     res.status(202).json(deliveryJson(row!));
   });
 

@@ -1,4 +1,4 @@
-import type { Db } from '../knex.js';
+import { cursorTime, type Db } from '../knex.js';
 
 export interface RiskAlertRow {
   id: string;
@@ -17,7 +17,7 @@ export interface RiskAlertRow {
 
 export interface NewAlert {
   rule: string;
-  subject_type: 'merchant' | 'card' | 'transaction';
+  subject_type: 'merchant' | 'card' | 'transaction' | 'operation';
   subject_id: string;
   window_start: Date;
   severity: 'info' | 'warning' | 'critical';
@@ -36,6 +36,7 @@ export async function raiseAlert(db: Db, alert: NewAlert): Promise<RiskAlertRow 
 
 export async function listAlerts(db: Db, f: { status?: string; rule?: string; limit: number; cursor?: { t: string; id: string } }): Promise<RiskAlertRow[]> {
   const q = db<RiskAlertRow>('risk_alerts')
+    .select('*', cursorTime(db, 'created_at'))
     .orderBy([
       { column: 'created_at', order: 'desc' },
       { column: 'id', order: 'desc' },

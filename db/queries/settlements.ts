@@ -1,4 +1,4 @@
-import type { Db } from '../knex.js';
+import { cursorTime, type Db } from '../knex.js';
 
 export interface SettlementRow {
   id: string;
@@ -66,6 +66,7 @@ export interface SettlementFilter {
 
 export async function listSettlements(db: Db, f: SettlementFilter): Promise<SettlementRow[]> {
   const q = db<SettlementRow>('settlements')
+    .select('*', cursorTime(db, 'created_at'))
     .orderBy([
       { column: 'created_at', order: 'desc' },
       { column: 'id', order: 'desc' },

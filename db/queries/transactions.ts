@@ -1,4 +1,4 @@
-import type { Db } from '../knex.js';
+import { cursorTime, type Db } from '../knex.js';
 import type { TransactionRow } from '../../api/serializers.js';
 
 export interface TransactionRecord extends TransactionRow {
@@ -69,7 +69,7 @@ export async function listTransactions(db: Db, f: TransactionFilter): Promise<Tr
   const q = db('transactions as t')
     .leftJoin('member_cards as c', 'c.id', 't.card_id')
     .leftJoin('transactions as o', 'o.id', 't.original_tx_id')
-    .select('t.*', 'c.card_no', 'o.tx_no as original_tx_no')
+    .select('t.*', 'c.card_no', 'o.tx_no as original_tx_no', cursorTime(db, 't.created_at'))
     .orderBy([
       { column: 't.created_at', order: 'desc' },
       { column: 't.id', order: 'desc' },

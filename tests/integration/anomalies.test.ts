@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { createMember, createMerchant } from '../helpers/fixtures.js';
-import { clearOfWindowEdge, insertOperations, metricValue } from '../helpers/sql-rows.js';
+import { clearOfWindowEdge, insertOperations, insertTransaction, metricValue } from '../helpers/sql-rows.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 import { runDetectAnomalies } from '../../jobs/detect-anomalies.js';
 
@@ -117,6 +117,22 @@ describe('integration: anomaly detection', function () {
     const events = await riskEvents(over.txNo);
     expect(events).to.have.length(1);
     expect(events[0].merchant_id).to.equal(merchant.id);
+  });
+
+  it('large payment: one payment is alerted once, even when detection runs in the next 10-minute window while it is still in the look-back', async () => {
+    await clearOfWindowEdge(600, 15_000);
+    const merchantId = await newMerchant();
+    const member = await createMember(sys);
+    const { rows } = await sys.deps.db.raw<{ rows: { s: number }[] }>(`SELECT extract(epoch FROM now())::float8 AS s`);
+    const windowStartS = Math.floor(rows[0]!.s / 600) * 600;
+    // Made 1 s before the current window began (so at most ~586 s ago: still inside the 600 s look-back) …
+    const tx = await insertTransaction(sys.deps.db, { type: 'payment', merchantId, cardId: member.cards[0]!.id, finalMinor: 250_000, createdAt: new Date((windowStartS - 1) * 1000) });
+    // … and alerted by the detection run of that previous window, as the every-minute job would have.
+    await sys.deps.db('risk_alerts').insert({ rule: 'large_payment', subject_type: 'transaction', subject_id: tx.txNo, window_start: new Date((windowStartS - 600) * 1000), severity: 'info', details: JSON.stringify({ final_amount: '2500.00' }) });
+    await runDetectAnomalies(sys.deps);
+    const alerts = await alertsOf(tx.txNo);
+    expect(alerts.map((a) => a.window_start.toISOString()), 'one payment, one alert').to.have.length(1);
+    expect(await riskEvents(tx.txNo)).to.have.length(0);
   });
 
   it('card velocity: 6 charges on one card within a minute fire; 5, or 6 spread over two minutes, stay quiet', async () => {

@@ -3,6 +3,7 @@ import { createMember, createMerchant } from '../helpers/fixtures.js';
 import { insertTransaction } from '../helpers/sql-rows.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 import { runSettlement, settleDay } from '../../jobs/settlement.js';
+import { generateSettlements } from '../../db/queries/settlements.js';
 
 /**
  * T+1 settlement (DESIGN.md "Settlement") on a fixed data set in Asia/Taipei (UTC+8): the local day
@@ -322,6 +323,21 @@ describe('integration: T+1 settlement', function () {
       expect(res.status, `${date}: ${JSON.stringify(res.body)}`).to.be.oneOf([400, 409, 422]);
     }
     expect(await settlementsOf(f.merchant.id)).to.have.length(0);
+  });
+
+  it('a 25-hour local day (DST ends in America/New_York on 2026-11-01) is settled whole', async () => {
+    const h = await createMerchant(sys);
+    const id = h.merchant.id;
+    // Local 2026-11-01 = [04:00Z (00:00 EDT), 2026-11-02T05:00Z (00:00 EST)): 25 hours.
+    await pay(id, 100, '2026-11-01T03:59:59.000Z'); // 23:59:59 EDT on Oct 31
+    await pay(id, 200, '2026-11-01T04:00:00.000Z'); // 00:00 EDT
+    await pay(id, 300, '2026-11-02T04:30:00.000Z'); // 23:30 EST: the 25th hour
+    await pay(id, 400, '2026-11-02T05:00:00.000Z'); // 00:00 EST on Nov 2
+    const rows = await generateSettlements(sys.deps.db, '2026-11-01', 'America/New_York', id);
+    expect(rows).to.have.length(1);
+    expect(rows[0]).to.include({ period_date: '2026-11-01', gross_minor: 500, payment_count: 2 });
+    expect(new Date(rows[0]!.period_start).toISOString()).to.equal('2026-11-01T04:00:00.000Z');
+    expect(new Date(rows[0]!.period_end).toISOString()).to.equal('2026-11-02T05:00:00.000Z');
   });
 
   it('the scheduled run (no day given) settles the previous local day in SETTLEMENT_TZ, from Postgres time', async () => {
