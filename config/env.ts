@@ -67,6 +67,13 @@ const schema = z.object({
   JOB_BACKOFF_MS: int(200, 1, 600_000),
   RECONCILE_AFTER_S: int(30, 1, 86_400),
   QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]+$/).default('mps'),
+  JOB_LOCK_MS: int(30_000, 1000, 600_000),
+  STALLED_INTERVAL_MS: int(30_000, 1000, 600_000),
+  // Fault injection for `npm run test:faults` only: the worker kills itself at the Nth pass of a named point.
+  MPS_CRASH_AT: z
+    .string()
+    .regex(/^(before-commit|after-commit-before-ack)@\d+$/, 'must be before-commit@N or after-commit-before-ack@N')
+    .optional(),
 
   MAX_AMOUNT: amount('1000000.00'),
   MAX_RECHARGE: amount('50000.00'),

@@ -80,7 +80,7 @@ export async function runDeliverWebhook(deps: Deps, payload: WebhookPayload): Pr
     metrics.webhookDeliveries.inc({ outcome: 'failed' });
     return { status: 'failed' };
   }
-  await recordAttempt(db, delivery.id, attempt, { status: 'pending', nextAttemptAt: new Date(Date.now() + delay) });
+  await recordAttempt(db, delivery.id, attempt, { status: 'pending', delayMs: delay });
   await deps.queues.webhooks.add('deliver', { deliveryId: delivery.id }, webhookJobOptions(delivery.id, delivery.attempts + 1, delay));
   metrics.webhookDeliveries.inc({ outcome: 'retry' });
   return { status: 'retry' };

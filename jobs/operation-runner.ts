@@ -5,6 +5,7 @@ import { appendAudit } from '../db/queries/audit-events.js';
 import { writeEvent, type EventType } from '../db/queries/events.js';
 import { finishOperation, isTerminal, lockOperation, markProcessing, type OperationRecord } from '../db/queries/operations.js';
 import { operationDoneChannel } from '../api/operation-waiter.js';
+import { crashPoint } from './crash-points.js';
 
 /** What a successful operation wrote, for the outbox and the audit trail. */
 export interface Applied {
@@ -37,8 +38,10 @@ export async function runOperation(deps: Deps, operationId: string, apply: Apply
       const row = await finishOperation(trx, op.id, { status: 'succeeded', result: applied.result });
       await writeEvent(trx, applied.event.merchantId, applied.event.type, { operation_id: op.id, ...applied.event.data });
       await appendAudit(trx, { ...actorOf(op), ...applied.audit });
+      crashPoint(deps.config, 'before-commit');
       return row;
     });
+    crashPoint(deps.config, 'after-commit-before-ack');
   } catch (err) {
     if (err instanceof AppError && !err.retryable) return failOperation(deps, operationId, err);
     throw err;

@@ -23,7 +23,7 @@ export async function startWorkers(deps: Deps): Promise<RunningWorkers> {
   const onError = (err: Error) => logger.warn({ err: err.message }, 'worker error');
   // One shared connection for the workers' commands; BullMQ opens a blocking one per worker beside it.
   const connection = createRedis(config.REDIS_URL!, workerOptions(), onError);
-  const common = { connection, prefix: config.QUEUE_PREFIX, autorun: true };
+  const common = { connection, prefix: config.QUEUE_PREFIX, autorun: true, lockDuration: config.JOB_LOCK_MS, stalledInterval: config.STALLED_INTERVAL_MS };
 
   const workers: Worker[] = [];
   for (let p = 0; p < config.CARD_PARTITIONS; p++) {

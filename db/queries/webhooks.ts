@@ -88,7 +88,7 @@ export async function recordAttempt(
   db: Db,
   id: string,
   attempt: AttemptLog,
-  next: { status: 'pending'; nextAttemptAt: Date } | { status: 'delivered' | 'failed' },
+  next: { status: 'pending'; delayMs: number } | { status: 'delivered' | 'failed' },
 ): Promise<void> {
   await db('webhook_deliveries')
     .where({ id })
@@ -96,7 +96,7 @@ export async function recordAttempt(
       attempts: db.raw('attempts + 1'),
       attempt_log: db.raw(`attempt_log || ?::jsonb`, [JSON.stringify([attempt])]),
       status: next.status,
-      next_attempt_at: next.status === 'pending' ? next.nextAttemptAt : null,
+      next_attempt_at: next.status === 'pending' ? db.raw('now() + make_interval(secs => ?)', [next.delayMs / 1000]) : null,
       delivered_at: next.status === 'delivered' ? db.fn.now() : null,
     });
 }

@@ -942,8 +942,9 @@ describe('e2e: webhooks — a receiver that never answers', function () {
     expect(mean(withHang)).to.be.at.most(3 * mean(without) + 1000);
 
     // The hanging attempts end at WEBHOOK_TIMEOUT_MS and are logged as timeouts, to be retried.
+    const firstEventId = hanging.requests[0]!.body.id as string;
     const timedOut = await waitFor('a timed-out attempt', async () => {
-      const res = await sys.http.get(`/v1/merchant/webhook-deliveries?endpoint_id=${h.endpointId}&limit=200`, { key: h.key });
+      const res = await sys.http.get(`/v1/merchant/webhook-deliveries?endpoint_id=${h.endpointId}&event_id=${firstEventId}`, { key: h.key });
       return res.body.data.find((d: any) => d.attempts >= 1) as any;
     });
     expect(timedOut.status).to.equal('pending');
