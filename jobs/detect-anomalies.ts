@@ -5,8 +5,8 @@ import { appendAudit } from '../db/queries/audit-events.js';
 import { writeEvent } from '../db/queries/events.js';
 import { raiseAlert, type NewAlert } from '../db/queries/risk-alerts.js';
 
-/** Redis sorted set of invalid QR validations per merchant in one window (written by /v1/qr/validate). */
-export const invalidQrKey = (prefix: string, window: Date) => `${prefix}:qr-invalid:${window.getTime()}`;
+/** Redis sorted set of invalid QR validations per merchant in one minute (written by /v1/qr/validate). */
+export const invalidQrKey = (prefix: string, minute: Date) => `${prefix}:qr-invalid:${minute.getTime()}`;
 
 interface Finding {
   rule: RiskRule;
@@ -15,6 +15,12 @@ interface Finding {
   merchantId: string | null;
   severity: NewAlert['severity'];
   details: Record<string, unknown>;
+  /**
+   * Dedup key of the alert. Rules that look back over a sliding period key on something that
+   * stays put while the same events are in view (the payment's time, the burst's first charge),
+   * so one burst raises one alert; by default, the rule's fixed window of now.
+   */
+  windowStart?: Date;
 }
 
 /**
@@ -47,35 +53,36 @@ export async function runDetectAnomalies(deps: Deps): Promise<{ raised: number }
     }
   }
 
-  const { rows: large } = await db.raw<{ rows: { tx_no: string; merchant_id: string; card_id: string; final_amount_minor: number }[] }>(
-    `SELECT tx_no, merchant_id, card_id, final_amount_minor FROM transactions
+  const { rows: large } = await db.raw<{ rows: { tx_no: string; merchant_id: string; card_id: string; final_amount_minor: number; created_at: Date }[] }>(
+    `SELECT tx_no, merchant_id, card_id, final_amount_minor, created_at FROM transactions
       WHERE type = 'payment' AND final_amount_minor > ? AND created_at >= now() - make_interval(secs => ?)`,
     [config.LARGE_TX_ALERT, RISK_RULES.large_payment.windowS],
   );
   for (const t of large) {
-    findings.push({ rule: 'large_payment', subjectType: 'transaction', subjectId: t.tx_no, merchantId: t.merchant_id, severity: 'info', details: { card_id: t.card_id, final_amount: formatMinor(t.final_amount_minor), threshold: formatMinor(config.LARGE_TX_ALERT) } });
+    findings.push({ rule: 'large_payment', subjectType: 'transaction', subjectId: t.tx_no, merchantId: t.merchant_id, severity: 'info', windowStart: t.created_at, details: { card_id: t.card_id, final_amount: formatMinor(t.final_amount_minor), threshold: formatMinor(config.LARGE_TX_ALERT) } });
   }
 
   const velocity = RISK_RULES.card_velocity;
-  const { rows: busyCards } = await db.raw<{ rows: { card_id: string; charges: number }[] }>(
-    `SELECT card_id, count(*)::bigint AS charges FROM operations
+  const { rows: busyCards } = await db.raw<{ rows: { card_id: string; charges: number; first_at: Date }[] }>(
+    `SELECT card_id, count(*)::bigint AS charges, min(created_at) AS first_at FROM operations
       WHERE type = 'payment' AND card_id IS NOT NULL AND created_at >= now() - make_interval(secs => ?)
       GROUP BY card_id HAVING count(*) > ?`,
     [velocity.windowS, velocity.maxCharges],
   );
-  for (const c of busyCards) findings.push({ rule: 'card_velocity', subjectType: 'card', subjectId: c.card_id, merchantId: null, severity: 'warning', details: { charges: c.charges, window_s: velocity.windowS } });
+  for (const c of busyCards) findings.push({ rule: 'card_velocity', subjectType: 'card', subjectId: c.card_id, merchantId: null, severity: 'warning', windowStart: c.first_at, details: { charges: c.charges, window_s: velocity.windowS } });
 
   const qrRule = RISK_RULES.invalid_qr;
-  const qrWindow = windowStart(now, qrRule.windowS);
+  // The last 10 minutes: refused charges from Postgres, refused validations from the per-minute Redis counts.
   const { rows: invalidCharges } = await db.raw<{ rows: { merchant_id: string; n: number }[] }>(
     `SELECT merchant_id, count(*)::bigint AS n FROM operations
-      WHERE type = 'payment' AND error_code = 'QR_EXPIRED_OR_INVALID' AND created_at >= ? GROUP BY merchant_id`,
-    [qrWindow],
+      WHERE type = 'payment' AND error_code = 'QR_EXPIRED_OR_INVALID' AND created_at >= now() - make_interval(secs => ?) GROUP BY merchant_id`,
+    [qrRule.windowS],
   );
   const invalid = new Map(invalidCharges.map((r) => [r.merchant_id, r.n]));
   try {
-    const counts = await deps.redis.zrange(invalidQrKey(config.QUEUE_PREFIX, qrWindow), 0, -1, 'WITHSCORES');
-    for (let i = 0; i < counts.length; i += 2) invalid.set(counts[i]!, (invalid.get(counts[i]!) ?? 0) + Number(counts[i + 1]));
+    const minutes = Array.from({ length: qrRule.windowS / 60 }, (_, i) => invalidQrKey(config.QUEUE_PREFIX, windowStart(now - i * 60_000, 60)));
+    const perMinute = await Promise.all(minutes.map((key) => deps.redis.zrange(key, 0, -1, 'WITHSCORES')));
+    for (const counts of perMinute) for (let i = 0; i < counts.length; i += 2) invalid.set(counts[i]!, (invalid.get(counts[i]!) ?? 0) + Number(counts[i + 1]));
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message }, 'invalid QR counts unavailable');
   }
@@ -86,7 +93,7 @@ export async function runDetectAnomalies(deps: Deps): Promise<{ raised: number }
   let raised = 0;
   for (const f of findings) {
     const created = await db.transaction(async (trx) => {
-      const alert = await raiseAlert(trx, { rule: f.rule, subject_type: f.subjectType, subject_id: f.subjectId, window_start: windowStart(now, RISK_RULES[f.rule].windowS), severity: f.severity, details: f.details });
+      const alert = await raiseAlert(trx, { rule: f.rule, subject_type: f.subjectType, subject_id: f.subjectId, window_start: f.windowStart ?? windowStart(now, RISK_RULES[f.rule].windowS), severity: f.severity, details: f.details });
       if (!alert) return false;
       await writeEvent(trx, f.merchantId, 'risk.alert', { alert_id: alert.id, rule: f.rule, subject_type: f.subjectType, subject_id: f.subjectId, severity: f.severity, details: f.details });
       const blocked = f.rule === 'invalid_qr' && config.RISK_AUTO_BLOCK ? await trx('api_keys').where({ merchant_id: f.subjectId, status: 'active' }).update({ status: 'suspended' }) : 0;

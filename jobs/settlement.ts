@@ -2,7 +2,8 @@ import type { Deps } from '../config/deps.js';
 import { formatMinor } from '../domain/money.js';
 import { appendAudit } from '../db/queries/audit-events.js';
 import { writeEvent } from '../db/queries/events.js';
-import { generateSettlements, previousLocalDay, type SettlementRow } from '../db/queries/settlements.js';
+import { AppError } from '../domain/errors.js';
+import { dayHasEnded, generateSettlements, previousLocalDay, type SettlementRow } from '../db/queries/settlements.js';
 import type { MaintenancePayload } from './names.js';
 
 /**
@@ -19,6 +20,10 @@ export async function runSettlement(deps: Deps, payload: MaintenancePayload): Pr
 
 export async function settleDay(deps: Deps, day: string, merchantId: string | undefined, actor: { actorType: 'system' | 'api_key'; actorId: string; role: string | null; requestId?: string }): Promise<SettlementRow[]> {
   return deps.db.transaction(async (trx) => {
+    if (!(await dayHasEnded(trx, day, deps.config.SETTLEMENT_TZ))) {
+      // Settling a day still running would freeze a partial total: its later payments would never settle.
+      throw new AppError('UNPROCESSABLE', `${day} has not ended yet in ${deps.config.SETTLEMENT_TZ}; settle it from the next day on`);
+    }
     const rows = await generateSettlements(trx, day, deps.config.SETTLEMENT_TZ, merchantId);
     for (const s of rows) await writeEvent(trx, s.merchant_id, 'settlement.generated', settlementJson(s));
     if (rows.length) {

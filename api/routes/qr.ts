@@ -105,10 +105,9 @@ export function qrRoutes(deps: Deps): Router {
 
 /** Feeds the invalid-QR anomaly rule; best effort, like the rate limiter. */
 async function countInvalidQr(deps: Deps, merchantId: string): Promise<void> {
-  const window = windowStart(Date.now(), RISK_RULES.invalid_qr.windowS);
-  const key = invalidQrKey(deps.config.QUEUE_PREFIX, window);
+  const key = invalidQrKey(deps.config.QUEUE_PREFIX, windowStart(Date.now(), 60));
   try {
-    await deps.redis.multi().zincrby(key, 1, merchantId).expire(key, RISK_RULES.invalid_qr.windowS * 2).exec();
+    await deps.redis.multi().zincrby(key, 1, merchantId).expire(key, RISK_RULES.invalid_qr.windowS + 120).exec();
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message }, 'could not count an invalid QR');
   }

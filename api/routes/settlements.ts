@@ -13,7 +13,8 @@ import { fields, listQuery, parse } from '../validate.js';
 const day = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD')
-  .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)), 'must be a real date');
+  // Date.parse rolls 2026-02-30 over to March; a real date survives the round trip unchanged.
+  .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().slice(0, 10) === d, 'must be a real date');
 const filters = { ...listQuery, status: z.enum(['pending', 'confirmed', 'paid']).optional(), from: day.optional(), to: day.optional() };
 const adminQuery = z.strictObject({ ...filters, merchant_id: fields.uuid.optional() });
 const merchantQuery = z.strictObject(filters);

@@ -54,14 +54,19 @@ export async function insertOperation(db: Db, op: NewOperation): Promise<Operati
   return rows[0];
 }
 
-/** Marks an open operation as being worked on; undefined when it is already terminal (or unknown). */
+/**
+ * Marks an open operation as being worked on; undefined when it is already terminal (or unknown).
+ * This commit need not wait for the disk (synchronous_commit off for it alone): if a crash loses
+ * it, the operation is simply "queued" again, and nothing about money depends on it.
+ */
 export async function markProcessing(db: Db, id: string): Promise<OperationRecord | undefined> {
-  const [row] = await db<OperationRecord>('operations')
-    .where({ id })
-    .whereIn('status', ['queued', 'processing'])
-    .update({ status: 'processing', started_at: db.raw('coalesce(started_at, now())'), attempts: db.raw('attempts + 1') } as never)
-    .returning('*');
-  return row;
+  const { rows } = await db.raw<{ rows: OperationRecord[] }>(
+    `UPDATE operations SET status = 'processing', started_at = coalesce(started_at, now()), attempts = attempts + 1
+      WHERE id = ? AND status IN ('queued', 'processing') AND set_config('synchronous_commit', 'off', true) IS NOT NULL
+      RETURNING *`,
+    [id],
+  );
+  return rows[0];
 }
 
 export async function lockOperation(trx: Db, id: string): Promise<OperationRecord | undefined> {

@@ -94,6 +94,12 @@ export async function advanceSettlement(db: Db, id: string, from: 'pending' | 'c
   return row;
 }
 
+/** Whether the local day `day` in `timeZone` is over by Postgres time. */
+export async function dayHasEnded(db: Db, day: string, timeZone: string): Promise<boolean> {
+  const { rows } = await db.raw<{ rows: { ended: boolean }[] }>(`SELECT (CAST(? AS date) + 1)::timestamp AT TIME ZONE ? <= now() AS ended`, [day, timeZone]);
+  return rows[0]!.ended;
+}
+
 /** The local day before now (Postgres time) in `timeZone`: what a daily T+1 run settles. */
 export async function previousLocalDay(db: Db, timeZone: string): Promise<string> {
   const { rows } = await db.raw<{ rows: { day: string }[] }>(`SELECT to_char((now() AT TIME ZONE ?)::date - 1, 'YYYY-MM-DD') AS day`, [timeZone]);

@@ -313,8 +313,8 @@ describe('e2e: webhooks', function () {
         const nominal = 100 * 2 ** i;
         expect(g, `gap ${i + 1}`).to.be.within(nominal * 0.5 - 5, nominal * 1.5 + 300);
       });
+      // With ±50 % jitter only non-adjacent delays are sure to grow (windows 50–150 ms vs 200–600 ms).
       expect(gaps[2]!, 'third delay > first').to.be.greaterThan(gaps[0]!);
-      expect(gaps[1]! + gaps[2]!, 'later delays outgrow the first').to.be.greaterThan(2 * gaps[0]!);
       expect(logGaps[2], 'attempt log: third delay > first').to.be.greaterThan(logGaps[0]);
     });
   });
@@ -405,7 +405,7 @@ describe('e2e: webhooks', function () {
       await sleep(400);
       expect(gone.requests, 'nothing more to the disabled endpoint').to.have.length(1);
       expect(await deliveries(key, `endpoint_id=${dead.id}`)).to.have.length(1);
-      expect(healthy.requests.map((r) => r.body.sequence).sort()).to.deep.equal([1, 2, 3]);
+      expect(healthy.requests.map((r) => r.body.sequence).sort((a, b) => a - b)).to.deep.equal([1, 2, 3]);
       expect((await sys.http.get(`/v1/merchant/webhook-endpoints/${alive.id}`, { key })).body.status).to.equal('active');
 
       const again = await sys.http.post(`/v1/merchant/webhook-deliveries/${first.id}/redeliver`, {}, { key });
