@@ -14,6 +14,7 @@ const POLL_FALLBACK_MS = 1000;
  */
 export class OperationWaiter {
   private subscriber?: Redis;
+  private stopped = false;
   private readonly waiting = new Map<string, Set<() => void>>();
 
   constructor(private readonly deps: Pick<Deps, 'config' | 'logger'>) {}
@@ -31,7 +32,9 @@ export class OperationWaiter {
     );
   }
 
+  /** Ends every wait in progress: each answers with what it reads now (202 if still open). */
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const wakers of this.waiting.values()) for (const wake of wakers) wake();
     this.subscriber?.disconnect();
   }
@@ -55,7 +58,7 @@ export class OperationWaiter {
       for (;;) {
         const value = await read();
         const left = deadline - Date.now();
-        if (isTerminal(value) || left <= 0) return value;
+        if (isTerminal(value) || left <= 0 || this.stopped) return value;
         if (!woken) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, Math.min(POLL_FALLBACK_MS, left));

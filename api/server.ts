@@ -33,9 +33,12 @@ export async function startApi(deps: Deps, port = deps.config.PORT, host = '0.0.
     url: `http://localhost:${actualPort}`,
     stop: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
       await waiter.stop();
+      // Keep-alive connections become idle as their last responses go out: close them as they do.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      server.closeIdleConnections();
       await closed;
+      clearInterval(sweep);
     },
   };
 }

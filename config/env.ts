@@ -47,6 +47,7 @@ const optionalUrl = (protocols: string[]) =>
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(3000, 0, 65535),
+  WORKER_METRICS_PORT: int(9464, 0, 65535),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: optionalUrl(['postgres://', 'postgresql://']),
   REDIS_URL: optionalUrl(['redis://', 'rediss://']),
@@ -115,6 +116,7 @@ const schema = z.object({
   WEBHOOK_BACKOFF_CAP_MS: int(6 * 3_600_000, 1, 86_400_000),
   WEBHOOK_MAX_AGE_S: int(3 * 86_400, 1, 30 * 86_400),
   WEBHOOK_CONCURRENCY: int(20, 1, 500),
+  WEBHOOK_PER_ENDPOINT_CONCURRENCY: int(2, 1, 100),
   RELAY_CRON: cron('* * * * * *'),
 });
 

@@ -16,11 +16,11 @@ export function verifySignatureHeader(header: string, secret: string, rawBody: s
   const t = Number(parts.find(([k]) => k === 't')?.[1]);
   if (!Number.isInteger(t) || Math.abs(nowS - t) > toleranceS) return false;
   const expected = Buffer.from(signature(secret, t, rawBody), 'hex');
-  return parts.some(([k, v]) => k === 'v1' && v?.length === expected.length * 2 && timingSafeEqual(Buffer.from(v, 'hex'), expected));
+  return parts.some(([k, v]) => k === 'v1' && /^[0-9a-f]{64}$/.test(v ?? '') && timingSafeEqual(Buffer.from(v!, 'hex'), expected));
 }
 
-/** Exponential backoff with ±50 % jitter, capped: 2^attempt × base. */
+/** Exponential backoff with ±50 % jitter: 2^attempt × base, never above the cap. */
 export function retryDelayMs(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
   const raw = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.round(raw * (0.5 + random()));
+  return Math.min(capMs, Math.round(raw * (0.5 + random())));
 }

@@ -55,13 +55,18 @@ export async function runDeliverWebhook(deps: Deps, payload: WebhookPayload): Pr
   const secrets = [open(endpoint.secret_enc, config.ENCRYPTION_KEY)];
   if (endpoint.previous_secret_enc && clock.previous_valid) secrets.push(open(endpoint.previous_secret_enc, config.ENCRYPTION_KEY));
 
+  if (!(await takeEndpointSlot(deps, endpoint.id))) {
+    // The endpoint already has its share of attempts in flight (it may be hanging): try again shortly, uncounted.
+    await deps.queues.webhooks.add('deliver', { deliveryId: delivery.id }, { ...webhookJobOptions(delivery.id, delivery.attempts, 1000 + Math.floor(Math.random() * 1000)), jobId: `${delivery.id}-${delivery.attempts}-w${Date.now()}` });
+    return { status: 'deferred' };
+  }
   const attempt = await post(endpoint.url, body, {
     'content-type': 'application/json',
     'user-agent': 'MPS-Webhooks/1',
     'mps-signature': signatureHeader(secrets, clock.now_s, body),
     'mps-event-id': event.id,
     'mps-event-type': event.type,
-  }, config.WEBHOOK_ALLOW_INSECURE, config.WEBHOOK_TIMEOUT_MS);
+  }, config.WEBHOOK_ALLOW_INSECURE, config.WEBHOOK_TIMEOUT_MS).finally(() => releaseEndpointSlot(deps, endpoint.id));
 
   if (attempt.status !== null && attempt.status >= 200 && attempt.status < 300) {
     await recordAttempt(db, delivery.id, attempt, { status: 'delivered' });
@@ -84,6 +89,29 @@ export async function runDeliverWebhook(deps: Deps, payload: WebhookPayload): Pr
   await deps.queues.webhooks.add('deliver', { deliveryId: delivery.id }, webhookJobOptions(delivery.id, delivery.attempts + 1, delay));
   metrics.webhookDeliveries.inc({ outcome: 'retry' });
   return { status: 'retry' };
+}
+
+const slotKey = (deps: Deps, endpointId: string) => `${deps.config.QUEUE_PREFIX}:wh-inflight:${endpointId}`;
+
+/**
+ * At most WEBHOOK_PER_ENDPOINT_CONCURRENCY attempts in flight per endpoint across all workers, so
+ * one hanging endpoint holds a few delivery slots, never all of them. The count expires on its own
+ * if a worker dies holding a slot. Without Redis the attempt goes ahead.
+ */
+async function takeEndpointSlot(deps: Deps, endpointId: string): Promise<boolean> {
+  const key = slotKey(deps, endpointId);
+  try {
+    const [[, n]] = (await deps.redis.multi().incr(key).pexpire(key, deps.config.WEBHOOK_TIMEOUT_MS * 3).exec()) as [[unknown, number]];
+    if (n <= deps.config.WEBHOOK_PER_ENDPOINT_CONCURRENCY) return true;
+    await deps.redis.decr(key);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+async function releaseEndpointSlot(deps: Deps, endpointId: string): Promise<void> {
+  await deps.redis.decr(slotKey(deps, endpointId)).catch(() => undefined);
 }
 
 /** POSTs with a timeout and reads at most RESPONSE_CAP_BYTES of the answer; network errors are an attempt too. */

@@ -95,7 +95,8 @@ export async function runDetectAnomalies(deps: Deps): Promise<{ raised: number }
     const created = await db.transaction(async (trx) => {
       const alert = await raiseAlert(trx, { rule: f.rule, subject_type: f.subjectType, subject_id: f.subjectId, window_start: f.windowStart ?? windowStart(now, RISK_RULES[f.rule].windowS), severity: f.severity, details: f.details });
       if (!alert) return false;
-      await writeEvent(trx, f.merchantId, 'risk.alert', { alert_id: alert.id, rule: f.rule, subject_type: f.subjectType, subject_id: f.subjectId, severity: f.severity, details: f.details });
+      // Platform-level event (no merchant): a merchant's feed must not show alerts about it.
+      await writeEvent(trx, null, 'risk.alert', { alert_id: alert.id, merchant_id: f.merchantId, rule: f.rule, subject_type: f.subjectType, subject_id: f.subjectId, severity: f.severity, details: f.details });
       const blocked = f.rule === 'invalid_qr' && config.RISK_AUTO_BLOCK ? await trx('api_keys').where({ merchant_id: f.subjectId, status: 'active' }).update({ status: 'suspended' }) : 0;
       await appendAudit(trx, { actorType: 'system', actorId: 'anomaly-detector', action: 'risk.alert', objectType: f.subjectType, objectId: f.subjectId, context: { rule: f.rule, alert_id: alert.id, keys_suspended: blocked } });
       return true;

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Deps } from '../config/deps.js';
 import { AppError } from '../domain/errors.js';
+import { formatMinor } from '../domain/money.js';
 import { appendAudit } from '../db/queries/audit-events.js';
 import { writeEvent, type EventType } from '../db/queries/events.js';
 import { finishOperation, isTerminal, lockOperation, markProcessing, type OperationRecord } from '../db/queries/operations.js';
@@ -62,7 +63,7 @@ export async function failOperation(deps: Deps, operationId: string, error: AppE
     if (op.type === 'payment') {
       await writeEvent(trx, op.merchant_id, 'payment.failed', {
         operation_id: op.id,
-        amount: op.amount_minor,
+        amount: formatMinor(op.amount_minor),
         external_order_id: op.params.external_order_id ?? null,
         error: { code: error.code, message: error.message },
       });

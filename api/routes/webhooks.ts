@@ -30,7 +30,7 @@ const deliveriesQuery = z.strictObject({ ...listQuery, endpoint_id: fields.uuid.
 const eventsQuery = z.strictObject({
   limit: listQuery.limit,
   cursor: z.string().regex(/^\d{1,18}$/, 'must be a cursor this API issued').optional(),
-  type: z.string().max(64).optional(),
+  type: z.enum(WEBHOOK_EVENTS).optional(),
   after_sequence: z.coerce.number().int().min(0).optional(),
 });
 

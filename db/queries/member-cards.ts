@@ -14,11 +14,13 @@ export async function findCard(db: Db, id: string): Promise<MemberCardRow | unde
 
 /**
  * Locks the card row for the rest of the transaction: the serialization point of its money.
- * `is_expired` is judged by Postgres now(), never the process clock.
+ * `is_expired` is judged by Postgres now(), never the process clock. NO KEY UPDATE, because the
+ * key never changes: the API's inserts of new operations for the card (whose foreign key check
+ * takes a KEY SHARE lock) then need not wait for the job in hand.
  */
 export async function lockCard(trx: Db, id: string): Promise<(MemberCardRow & { is_expired: boolean }) | undefined> {
   const { rows } = await trx.raw<{ rows: (MemberCardRow & { is_expired: boolean })[] }>(
-    `SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = ? FOR UPDATE`,
+    `SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = ? FOR NO KEY UPDATE`,
     [id],
   );
   return rows[0];

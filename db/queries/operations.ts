@@ -70,7 +70,7 @@ export async function markProcessing(db: Db, id: string): Promise<OperationRecor
 }
 
 export async function lockOperation(trx: Db, id: string): Promise<OperationRecord | undefined> {
-  return trx<OperationRecord>('operations').where({ id }).forUpdate().first();
+  return trx<OperationRecord>('operations').where({ id }).forNoKeyUpdate().first();
 }
 
 /** Writes the one terminal outcome of an operation (the caller holds its row lock). */

@@ -31,7 +31,7 @@ export async function lockPaymentForRefund(
 ): Promise<(TransactionRecord & { window_passed: boolean }) | undefined> {
   const { rows } = await trx.raw<{ rows: (TransactionRecord & { window_passed: boolean })[] }>(
     `SELECT *, created_at < now() - make_interval(days => ?) AS window_passed
-       FROM transactions WHERE tx_no = ? AND merchant_id = ? AND type = 'payment' FOR UPDATE`,
+       FROM transactions WHERE tx_no = ? AND merchant_id = ? AND type = 'payment' FOR NO KEY UPDATE`,
     [windowDays, txNo, merchantId],
   );
   return rows[0];

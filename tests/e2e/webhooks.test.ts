@@ -163,8 +163,8 @@ describe('e2e: webhooks', function () {
     return expectFailed(await charge(sys, key, { qr, amount }), 'INSUFFICIENT_BALANCE', `charge ${amount}`);
   }
 
-  async function todayLocal(): Promise<string> {
-    const { rows } = await sys.deps.db.raw<{ rows: { d: string }[] }>(`SELECT to_char(now() AT TIME ZONE ?, 'YYYY-MM-DD') AS d`, [sys.config.SETTLEMENT_TZ]);
+  async function yesterdayLocal(): Promise<string> {
+    const { rows } = await sys.deps.db.raw<{ rows: { d: string }[] }>(`SELECT to_char((now() AT TIME ZONE ?)::date - 1, 'YYYY-MM-DD') AS d`, [sys.config.SETTLEMENT_TZ]);
     return rows[0]!.d;
   }
 
@@ -204,7 +204,9 @@ describe('e2e: webhooks', function () {
       const pay = await chargeOk(sys, key, card.id, '299.00');
       const ref = expectSucceeded(await refund(sys, key, { original_tx_no: pay.result!.tx_no, amount: '50.00', reason: 'return' }), 'refund');
       const failed = await failedCharge(key, card.id, '5000.00');
-      const run = await sys.http.post('/v1/settlements/run', { date: await todayLocal(), merchant_id: merchant.id }, { key: sys.adminKey });
+      // Settlement runs only for days that have ended: move this merchant's payment and refund to yesterday.
+      await sys.deps.db('transactions').where({ merchant_id: merchant.id }).update({ created_at: sys.deps.db.raw(`created_at - interval '1 day'`) });
+      const run = await sys.http.post('/v1/settlements/run', { date: await yesterdayLocal(), merchant_id: merchant.id }, { key: sys.adminKey });
       expect(run.status, run.text).to.equal(201);
       const settlement = run.body.data[0];
 
@@ -274,7 +276,7 @@ describe('e2e: webhooks', function () {
       const [evt] = await relayedEvents(key, 1);
       expect(evt.type).to.equal('payment.failed');
       expect(evt.data.operation_id).to.equal(failed.id);
-      // jobs/operation-runner.ts writes `amount: op.amount_minor` (29900), not formatMinor (\"299.00\").
+      // jobs/operation-runner.ts writes `amount: op.amount_minor` (29900), not formatMinor ("299.00").
       expect(evt.data.amount).to.equal('299.00');
     });
   });
@@ -904,7 +906,7 @@ describe('e2e: webhooks — a receiver that never answers', function () {
     return ms;
   }
 
-  /** A merchant whose only endpoint never answers, with every webhook worker slot already hanging on it. */
+  /** A merchant whose only endpoint never answers, with its share of webhook slots (WEBHOOK_PER_ENDPOINT_CONCURRENCY) hanging on it. */
   async function saturatedHangingMerchant(): Promise<{ key: string; endpointId: string }> {
     if (!hangingMerchant) {
       const m = await createMerchant(sys);
@@ -913,7 +915,7 @@ describe('e2e: webhooks — a receiver that never answers', function () {
       hangingMerchant = { key: m.key, endpointId: res.body.id };
     }
     await burst(hangingMerchant.key, sys.config.WEBHOOK_CONCURRENCY);
-    await hanging.waitForRequests(sys.config.WEBHOOK_CONCURRENCY, { timeoutMs: 10_000 }).catch(() => undefined);
+    await hanging.waitForRequests(sys.config.WEBHOOK_PER_ENDPOINT_CONCURRENCY, { timeoutMs: 10_000 }).catch(() => undefined);
     return hangingMerchant;
   }
 
@@ -938,7 +940,7 @@ describe('e2e: webhooks — a receiver that never answers', function () {
       `      ${CHARGES} charges until all terminal: without a webhook endpoint ${fmt(without)} ms (mean ${mean(without).toFixed(0)}); ` +
         `with a hanging endpoint subscribed ${fmt(withHang)} ms (mean ${mean(withHang).toFixed(0)}); ${inFlight} hanging deliveries in flight while measuring`,
     );
-    expect(inFlight, 'the hanging endpoint was being called while measuring').to.be.at.least(sys.config.WEBHOOK_CONCURRENCY);
+    expect(inFlight, 'the hanging endpoint was being called while measuring').to.be.at.least(sys.config.WEBHOOK_PER_ENDPOINT_CONCURRENCY);
     expect(mean(withHang)).to.be.at.most(3 * mean(without) + 1000);
 
     // The hanging attempts end at WEBHOOK_TIMEOUT_MS and are logged as timeouts, to be retried.

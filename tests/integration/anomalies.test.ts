@@ -67,10 +67,11 @@ describe('integration: anomaly detection', function () {
     expect(await rulesOf(m19f11)).to.deep.equal(['merchant_failed_charges']);
     expect(await rulesOf(mOld)).to.deep.equal([]);
 
-    // Announced once as a risk.alert event of the merchant, and audited.
+    // Announced once as a platform risk.alert event (not in the merchant's own feed) naming the merchant, and audited.
     const events = await riskEvents(m20f2);
     expect(events).to.have.length(1);
-    expect(events[0]).to.include({ merchant_id: m20f2 });
+    expect(events[0]).to.include({ merchant_id: null });
+    expect(events[0].data).to.include({ merchant_id: m20f2 });
     expect(events[0].data).to.include({ alert_id: alert.id, rule: 'merchant_failure_rate', subject_type: 'merchant', subject_id: m20f2, severity: 'warning' });
     const audit = await sys.deps.db('audit_events').where({ action: 'risk.alert', object_id: m20f2 });
     expect(audit).to.have.length(1);
@@ -116,7 +117,8 @@ describe('integration: anomaly detection', function () {
     expect(await alertsOf(at.txNo)).to.have.length(0);
     const events = await riskEvents(over.txNo);
     expect(events).to.have.length(1);
-    expect(events[0].merchant_id).to.equal(merchant.id);
+    expect(events[0].merchant_id).to.equal(null);
+    expect(events[0].data.merchant_id).to.equal(merchant.id);
   });
 
   it('large payment: one payment is alerted once, even when detection runs in the next 10-minute window while it is still in the look-back', async () => {
