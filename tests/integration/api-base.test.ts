@@ -182,22 +182,23 @@ describe('API base: request ids, error shape, limits, keys, audit', () => {
       expect(event).to.include({ actor_type: 'api_key', actor_id: actor.id, role: 'admin', object_type: 'member', request_id: res.headers.get('x-request-id') });
       expect(event.context).to.deep.equal({ reason: 'chain test' });
 
-      const previous: AuditRow | undefined = await sys.deps.db('audit_events').where('id', '<', event.id).orderBy('id', 'desc').first();
+      expect(event.chain).to.equal('main');
+      const previous: AuditRow | undefined = await sys.deps.db('audit_events').where({ chain: event.chain }).andWhere('id', '<', event.id).orderBy('id', 'desc').first();
       expect(event.prev_hash).to.equal(previous ? previous.hash : GENESIS_HASH);
       const { prev_hash: prevHash, hash, ...fields } = event;
       expect(hash).to.equal(chainHash(prevHash, { ...fields, created_at: event.created_at.toISOString() }));
     });
 
-    it('keeps the whole chain unbroken across many changes', async () => {
+    it('keeps every chain (main, and one per card partition) unbroken across many changes', async () => {
       for (let i = 0; i < 3; i++) await createMerchant(sys);
       const rows: AuditRow[] = await sys.deps.db('audit_events').orderBy('id');
       expect(rows.length).to.be.at.least(6);
-      let prev = GENESIS_HASH;
+      const heads = new Map<string, string>();
       for (const row of rows) {
         const { prev_hash: prevHash, hash, ...fields } = row;
-        expect(prevHash, `prev_hash of event ${row.id}`).to.equal(prev);
+        expect(prevHash, `prev_hash of event ${row.id} in chain ${row.chain}`).to.equal(heads.get(row.chain) ?? GENESIS_HASH);
         expect(hash, `hash of event ${row.id}`).to.equal(chainHash(prevHash, { ...fields, created_at: row.created_at.toISOString() }));
-        prev = hash;
+        heads.set(row.chain, hash);
       }
     });
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../../dev/stack.js';
 
@@ -28,6 +28,8 @@ export class EngineProcess {
   /** Operations the reconciler re-enqueued, summed from its log lines (worker processes only). */
   reenqueued = 0;
   jobErrors = 0;
+  /** BullMQ "lock" complaints: a job this process held was taken over (stalled) while it still worked on it. */
+  lockErrors = 0;
   exits: { code: number | null; signal: string | null }[] = [];
   private started?: Promise<void>;
 
@@ -69,6 +71,7 @@ export class EngineProcess {
         const n = /"reenqueued":(\d+)/.exec(line);
         if (n) this.reenqueued += Number(n[1]);
       }
+      if (/[Mm]issing lock|lock mismatch|[Ll]ock.*not.*owned/.test(line)) this.lockErrors++;
       if (line.includes('job attempt failed') || line.includes('operation failed after the last attempt')) this.jobErrors++;
     };
     const onData = (chunk: Buffer) => {
@@ -211,11 +214,14 @@ export class Engine {
     return new EngineProcess(`worker-${++this.generation}`, 'worker', this.env, this.clock.worker);
   }
 
-  /** Replaces a dead (or killed) worker with a fresh process, optionally with extra env. */
-  async replaceWorker(old: EngineProcess, extraEnv: Record<string, string> = {}): Promise<EngineProcess> {
+  /**
+   * Replaces a worker with a fresh process, optionally with extra env. A live one is killed -9,
+   * or stopped with SIGTERM when `graceful`.
+   */
+  async replaceWorker(old: EngineProcess, extraEnv: Record<string, string> = {}, graceful = false): Promise<EngineProcess> {
     const i = this.workers.indexOf(old);
     if (i < 0) throw new Error(`${old.name} is not a current worker`);
-    if (old.alive) await old.kill9();
+    if (old.alive) await (graceful ? old.stop() : old.kill9());
     this.retired.push(old);
     const fresh = this.newWorker();
     this.workers[i] = fresh;
@@ -245,4 +251,35 @@ export class Engine {
   killAll(): void {
     for (const p of this.all()) p.signal('SIGKILL');
   }
+}
+
+/** Local TCP ports of a process's sockets (from /proc), to tell its Postgres sessions apart. */
+export function localPortsOf(pid: number): Set<number> {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]!);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  } catch {
+    return new Set();
+  }
+  const ports = new Set<number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length > 9 && inodes.has(cols[9]!)) ports.add(parseInt(cols[1]!.split(':')[1]!, 16));
+    }
+  }
+  return ports;
 }
