@@ -25,6 +25,11 @@ const { values: args } = parseArgs({
     partitions: { type: 'string', default: '16' },
     pgbench: { type: 'boolean', default: true },
     out: { type: 'string', default: 'bench/results' },
+    // scale only (bench/scale.ts reads them)
+    transactions: { type: 'string' },
+    day: { type: 'string' },
+    requests: { type: 'string' },
+    concurrency: { type: 'string' },
   },
 });
 
@@ -36,8 +41,12 @@ const MIXES: Record<string, Record<Action, number>> = {
 
 async function main() {
   const scenario = args.scenario!;
+  if (scenario === 'scale') {
+    await import('./scale.js');
+    return;
+  }
   const mix = MIXES[scenario];
-  if (!mix) throw new Error(`unknown scenario ${scenario}; use mixed, hot-card or burst (scale: npx tsx bench/scale.ts)`);
+  if (!mix) throw new Error(`unknown scenario ${scenario}; use mixed, hot-card, burst or scale`);
   const duration = Number(args.duration);
   const rate = Number(args.rate);
   const terminals = Number(args.terminals);

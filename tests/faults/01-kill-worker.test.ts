@@ -6,7 +6,7 @@ describe('faults: kill -9 a worker in the middle of jobs', () => {
       title: '1. kill -9 the worker process under load, start a new one',
       async fault(ctx) {
         const victim = ctx.engine.workers[0]!;
-        ctx.harm(`kill -9 ${victim.name} (pid ${victim.pid})`);
+        await ctx.harm(`kill -9 ${victim.name} (pid ${victim.pid})`);
         await victim.kill9();
         await sleep(1000);
         const fresh = await ctx.engine.replaceWorker(victim);

@@ -6,14 +6,14 @@ describe('faults: kill -9 the api process with requests in flight', () => {
       title: '2. kill -9 the api process with requests in flight, start a new one',
       async fault(ctx) {
         await waitUntil(() => ctx.load.pending >= 3, 3000);
-        ctx.harm(`kill -9 api (pid ${ctx.engine.api.pid}) with ${ctx.load.pending} requests in flight`);
+        await ctx.harm(`kill -9 api (pid ${ctx.engine.api.pid}) with ${ctx.load.pending} requests in flight`);
         await ctx.engine.api.kill9();
         await sleep(500);
         await ctx.engine.restartApi();
         ctx.note(`api started again (pid ${ctx.engine.api.pid}) on the same port`);
         // Again, when the retries of the first kill are arriving.
         await sleep(2500);
-        ctx.harm(`kill -9 api again (pid ${ctx.engine.api.pid}) with ${ctx.load.pending} requests in flight`);
+        await ctx.harm(`kill -9 api again (pid ${ctx.engine.api.pid}) with ${ctx.load.pending} requests in flight`);
         await ctx.engine.api.kill9();
         await ctx.engine.restartApi();
         ctx.note(`api started again (pid ${ctx.engine.api.pid})`);

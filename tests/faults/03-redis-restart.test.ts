@@ -10,7 +10,7 @@ describe('faults: restart Redis (AOF on) with operations queued and running', ()
         const worker = ctx.engine.workers[0]!;
         worker.signal('SIGSTOP');
         await sleep(1500);
-        ctx.harm('redis SIGKILL');
+        await ctx.harm('redis SIGKILL');
         await redis.stop('SIGKILL');
         worker.signal('SIGCONT');
         await sleep(3000);

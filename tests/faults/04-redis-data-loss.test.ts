@@ -16,12 +16,12 @@ describe('faults: Redis loses everything with operations queued', () => {
         const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
         client.on('error', () => undefined);
         const keys = await client.dbsize();
-        ctx.harm(`FLUSHALL (${keys} keys) with the worker paused`);
+        await ctx.harm(`FLUSHALL (${keys} keys) with the worker paused`);
         await client.flushall();
         client.disconnect();
         worker.signal('SIGCONT');
         await sleep(4000);
-        ctx.harm('redis SIGKILL, AOF deleted, started empty');
+        await ctx.harm('redis SIGKILL, AOF deleted, started empty');
         await redis.stop('SIGKILL');
         rmSync(join(redis.dir, 'appendonlydir'), { recursive: true, force: true });
         await redis.start();

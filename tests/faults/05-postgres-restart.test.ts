@@ -6,7 +6,7 @@ describe('faults: restart Postgres while workers are writing', () => {
       title: '5. Postgres immediate shutdown (crash-like, WAL replay) under load, down 3 s',
       async fault(ctx) {
         const { pg } = ctx.servers;
-        ctx.harm('postgres immediate shutdown');
+        await ctx.harm('postgres immediate shutdown');
         await pg.stop('immediate');
         await sleep(3000);
         await pg.start();

@@ -13,6 +13,7 @@ const STALLED_INTERVAL_MS = 2000;
 async function openTransactions(db: Knex, worker: EngineProcess): Promise<number> {
   const ports = [...localPortsOf(worker.pid!)];
   if (!ports.length) return 0;
+  if (process.env.DEBUG_FAULTS) console.log((await db.raw(`SELECT client_port, state, xact_start, backend_xid, left(query, 150) AS q FROM pg_stat_activity WHERE datname = current_database() AND client_port = ANY (?::int[]) AND xact_start IS NOT NULL`, [ports])).rows);
   const { rows } = await db.raw<{ rows: { n: string }[] }>(
     `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND client_port = ANY (?::int[]) AND xact_start IS NOT NULL AND backend_xid IS NOT NULL
         AND query ~* '"operations"|member_cards|"transactions"|balance_ledger|point_ledger|card_qr_state|audit_events|insert into "events"|membership_levels|card_bindings'
@@ -39,7 +40,7 @@ describe('faults: SIGSTOP a worker past its job lock, then SIGCONT', () => {
           frozen.signal('SIGCONT');
           await sleep(5 + Math.random() * 20);
         }
-        ctx.harm(`SIGSTOP ${frozen.name} (pid ${frozen.pid}) inside ${frozenInTransaction} operation transaction(s), holding its job locks`);
+        await ctx.harm(`SIGSTOP ${frozen.name} (pid ${frozen.pid}) inside ${frozenInTransaction} operation transaction(s), holding its job locks`);
         await sleep(LOCK_MS + 2 * STALLED_INTERVAL_MS);
         frozen.signal('SIGCONT');
         ctx.note(`SIGCONT ${frozen.name}: it wakes up holding jobs the other worker has taken over`);

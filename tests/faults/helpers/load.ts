@@ -242,7 +242,7 @@ export class PosLoad {
     const total = mix.payment + mix.refund + mix.recharge;
     if (r < mix.refund / total && this.paid.length) return this.refund();
     if (r < (mix.refund + mix.recharge) / total) return this.recharge();
-    return this.charge();
+    await this.charge();
   }
 
   /** A charge with the next unused QR of a card; false when every QR of the cards tried is used. */

@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createKnex, migrateLatest } from '../db/knex.js';
+import { generateSettlements } from '../db/queries/settlements.js';
+import { createApiKey } from '../db/queries/api-keys.js';
+import { startLocalStack, type LocalStack } from '../dev/stack.js';
+import { startEngine } from './engine.js';
+import { preload } from './preload.js';
+import { summarize } from './stats.js';
+
+/**
+ * `scale`: 1,000,000 cards and 5,000,000 transactions preloaded, then the list endpoints timed
+ * over HTTP and the settlement of one 100,000-transaction day timed in SQL. The bulk payments are
+ * paid with an external method and earn no points, so they need no ledger rows and every
+ * invariant still holds.
+ */
+// Not strict: `npm run bench -- --scenario scale …` passes the bench's own flags through too.
+const { values: flags } = parseArgs({
+  strict: false,
+  options: {
+    cards: { type: 'string', default: '1000000' },
+    transactions: { type: 'string', default: '5000000' },
+    day: { type: 'string', default: '100000' },
+    requests: { type: 'string', default: '2000' },
+    concurrency: { type: 'string', default: '8' },
+    out: { type: 'string', default: 'bench/results' },
+  },
+});
+const args = Object.fromEntries(Object.entries(flags).map(([k, v]) => [k, String(v)])) as Record<'cards' | 'transactions' | 'day' | 'requests' | 'concurrency' | 'out', string>;
+
+async function main() {
+  const cards = Number(args.cards);
+  const total = Number(args.transactions);
+  const dayCount = Number(args.day);
+  let stack: LocalStack | undefined;
+  let dataDir: string | undefined;
+  let databaseUrl = process.env.DATABASE_URL;
+  let redisUrl = process.env.REDIS_URL;
+  if (!databaseUrl || !redisUrl) {
+    dataDir = mkdtempSync(join(tmpdir(), 'mps-scale-'));
+    stack = await startLocalStack(dataDir, { persistent: false, database: 'mps_scale' });
+    databaseUrl = stack.databaseUrl;
+    redisUrl = stack.redisUrl;
+  }
+  const db = createKnex(databaseUrl, 4, () => undefined);
+  await migrateLatest(db);
+  const timings: Record<string, number> = {};
+  const time = async <T>(name: string, fn: () => Promise<T>) => {
+    const t0 = performance.now();
+    const result = await fn();
+    timings[name] = Math.round(performance.now() - t0);
+    console.log(`${name}: ${(timings[name]! / 1000).toFixed(1)} s`);
+    return result;
+  };
+
+  const data = await time('preload cards', () => preload(db, { cards, membersPerCard: 1, merchants: 50, balanceMinor: 1_000_000, qrTtlS: 3600 }));
+  const { rows: merchants } = await db.raw<{ rows: { id: string }[] }>(`SELECT id FROM merchants WHERE code LIKE ? ORDER BY code`, [`B${data.run}%`.toUpperCase()]);
+  const merchantIds = merchants.map((m) => m.id);
+  // The settled day sits well in the past, so it is over in every time zone.
+  const day = '2026-01-15';
+  const adminId = (await createApiKey(db, { role: 'admin', name: 'scale preload' })).row.id;
+  await time('preload transactions', async () => {
+    const batch = 500_000;
+    // Payment s: card 1 + s mod cards (paid by its owner), a merchant round robin; the first
+    // `dayCount` fall on the settled day, the rest spread over the last 400 days.
+    const series = `SELECT s, 1 + (s % ${cards}) AS c, (?::uuid[])[1 + (s % ${merchantIds.length})] AS merchant_id, 100 + s % 50000 AS amount,
+                           CASE WHEN s < ${dayCount} THEN ?::timestamptz + (s % 86400) * interval '1 second'
+                                ELSE now() - interval '400 days' + (s % 34000000) * interval '1 second' END AS at
+                      FROM generate_series(?::bigint, ?::bigint) s`;
+    for (let start = 0; start < total; start += batch) {
+      const bindings = [merchantIds, `${day}T00:00:00+08:00`, start, Math.min(start + batch, total) - 1];
+      await db.raw(
+        `INSERT INTO operations (id, type, status, principal, request_hash, api_key_id, actor_role, merchant_id, card_id, partition, amount_minor, payment_method, created_at, completed_at, result)
+         SELECT 'op_s${data.run}_' || s, 'payment', 'succeeded', 'bench', md5(s::text), '${adminId}', 'merchant', merchant_id,
+                md5('bench-${data.run}-c-' || c)::uuid, 0, amount, 'cash', at, at, '{}' FROM (${series}) g`,
+        bindings,
+      );
+      await db.raw(
+        `INSERT INTO transactions (tx_no, type, operation_id, card_id, member_id, merchant_id, raw_amount_minor, final_amount_minor, payment_method, created_at)
+         SELECT 'PAYS${data.run.toUpperCase()}' || lpad(s::text, 9, '0'), 'payment', 'op_s${data.run}_' || s, md5('bench-${data.run}-c-' || c)::uuid,
+                md5('bench-${data.run}-m-' || c || '-0')::uuid, merchant_id, amount, amount, 'cash', at FROM (${series}) g`,
+        bindings,
+      );
+      console.log(`  ${Math.min(start + batch, total)} / ${total}`);
+    }
+    await db.raw('ANALYZE');
+  });
+
+  const engine = await startEngine({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: `scale${data.run}`, RATE_LIMIT_PER_KEY_PER_MIN: '10000000', RATE_LIMIT_PER_IP_PER_MIN: '10000000', WORKER_METRICS_PORT: '0' });
+  const admin = (await createApiKey(db, { role: 'admin', name: 'scale bench' })).key;
+  const merchantKey = (await createApiKey(db, { role: 'merchant', merchantId: merchantIds[0]!, name: 'scale bench' })).key;
+  const lists = {
+    member_transactions: (i: number) => `/v1/members/${memberId(data.run, 1 + ((i * 7919) % cards))}/transactions?limit=50`,
+    card_transactions: (i: number) => `/v1/cards/${data.cardId(1 + ((i * 104729) % cards))}/transactions?limit=50`,
+    merchant_transactions: () => `/v1/merchant/transactions?limit=50`,
+  };
+  const latencies: Record<string, ReturnType<typeof summarize>> = {};
+  for (const [name, path] of Object.entries(lists)) {
+    const key = name === 'merchant_transactions' ? merchantKey : admin;
+    const samples: number[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Number(args.concurrency) }, async () => {
+        while (next < Number(args.requests)) {
+          const i = next++;
+          const t0 = performance.now();
+          const res = await fetch(`${engine.url}${path(i)}`, { headers: { authorization: `Bearer ${key}` } });
+          await res.arrayBuffer();
+          if (res.status !== 200) throw new Error(`${name}: HTTP ${res.status}`);
+          samples.push(performance.now() - t0);
+        }
+      }),
+    );
+    latencies[name] = summarize(samples);
+    console.log(`${name}: ${JSON.stringify(latencies[name])}`);
+  }
+  await engine.stop();
+
+  const settled = await time('settlement of the 100k-transaction day', () => generateSettlements(db, day, 'Asia/Taipei'));
+  const settledCount = settled.reduce((n, s) => n + s.payment_count, 0);
+  await db.destroy();
+  await stack?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+
+  const result = {
+    scenario: 'scale',
+    cards,
+    transactions: total + cards,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
+    conditions: `${args.concurrency} concurrent clients, ${args.requests} requests per list, engine (web + worker), Postgres, Redis and client on one machine`,
+    list_latency_ms: latencies,
+    settlement: { day, payments_settled: settledCount, merchants: settled.length, ms: timings['settlement of the 100k-transaction day'] },
+    timings_ms: timings,
+  };
+  mkdirSync(args.out!, { recursive: true });
+  const file = join(args.out!, `scale-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(result, null, 2));
+  console.log(JSON.stringify(result, null, 2));
+  console.log(`results: ${file}`);
+}
+
+/** The owner of preloaded card c, as bench/preload.ts names it: Postgres md5(text)::uuid. */
+function memberId(run: string, c: number): string {
+  const hex = createHash('md5').update(`bench-${run}-m-${c}-0`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
