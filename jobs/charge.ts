@@ -5,7 +5,7 @@ import { applyDiscount, paysFromBalance, pointsEarned } from '../domain/discount
 import { AppError } from '../domain/errors.js';
 import { maskCardNo, maskName } from '../domain/masking.js';
 import { formatMinor, formatRate } from '../domain/money.js';
-import { changeBalance, changePoints } from '../db/queries/ledgers.js';
+import { changeCard } from '../db/queries/ledgers.js';
 import { loadLevels } from '../db/queries/levels.js';
 import { lockCard } from '../db/queries/member-cards.js';
 import type { OperationRecord } from '../db/queries/operations.js';
@@ -75,8 +75,11 @@ async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Dep
     external_order_id: op.params.external_order_id ?? null,
     tag: op.params.tag ?? null,
   });
-  if (viaBalance && finalMinor > 0) await changeBalance(trx, card, { delta: -finalMinor, transactionId: tx.id, reason: 'payment' });
-  const after = await changePoints(trx, card, levels, { delta: earned, reason: 'earn', transactionId: tx.id });
+  const after = await changeCard(trx, card, levels, {
+    transactionId: tx.id,
+    balance: viaBalance ? { delta: -finalMinor, reason: 'payment' } : undefined,
+    points: { delta: earned, reason: 'earn' },
+  });
   if (card.type === 'voucher') await trx('member_cards').where({ id: card.id }).update({ status: 'used', updated_at: trx.fn.now() });
   if (deps.config.QR_SINGLE_USE) {
     await endQrTokens(trx, { token_hash: qr.token_hash }, 'used');

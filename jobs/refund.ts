@@ -3,7 +3,7 @@ import type { Deps } from '../config/deps.js';
 import { AppError } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
 import { paymentStatusAfterRefund, pointsClawback } from '../domain/refund-math.js';
-import { changeBalance, changePoints } from '../db/queries/ledgers.js';
+import { changeCard } from '../db/queries/ledgers.js';
 import { loadLevels } from '../db/queries/levels.js';
 import { lockCard } from '../db/queries/member-cards.js';
 import type { OperationRecord } from '../db/queries/operations.js';
@@ -52,8 +52,11 @@ async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Dep
     reason: op.params.reason ?? null,
     tag: op.params.tag ?? null,
   });
-  if (payment.via_balance) await changeBalance(trx, card, { delta: op.amount_minor, transactionId: refund.id, reason: 'refund' });
-  if (clawed > 0) await changePoints(trx, card, await loadLevels(trx), { delta: -clawed, reason: 'clawback', transactionId: refund.id });
+  await changeCard(trx, card, clawed > 0 ? await loadLevels(trx) : null, {
+    transactionId: refund.id,
+    balance: payment.via_balance ? { delta: op.amount_minor, reason: 'refund' } : undefined,
+    points: { delta: -clawed, reason: 'clawback' },
+  });
   await recordRefundOnPayment(trx, payment.id, { refunded: op.amount_minor, clawed, status: originalStatus });
   // A voucher whose only use is refunded in full can be used again (its value is back on it).
   if (card.type === 'voucher' && card.status === 'used' && originalStatus === 'refunded') {

@@ -35,13 +35,18 @@ export async function issueQr(trx: Db, cardId: string, memberId: string, hash: s
 
 /** Removes live tokens matching `where` and records why in their history rows. Returns how many. */
 export async function endQrTokens(trx: Db, where: Partial<Pick<QrStateRow, 'card_id' | 'member_id' | 'token_hash'>>, reason: 'used' | 'rotated' | 'revoked' | 'expired'): Promise<number> {
-  const ended = await trx<QrStateRow>('card_qr_state').where(where).del().returning('token_hash');
-  if (ended.length) {
-    const column = reason === 'used' ? 'used_at' : reason === 'revoked' ? 'revoked_at' : null;
-    await trx('card_qr_history')
-      .whereIn('token_hash', ended.map((r) => r.token_hash))
-      .whereNull('end_reason')
-      .update({ end_reason: reason, ...(column ? { [column]: trx.fn.now() } : {}) });
-  }
-  return ended.length;
+  const remove = trx<QrStateRow>('card_qr_state').where(where).del().returning('token_hash').toSQL();
+  const { rows } = await trx.raw<{ rows: { n: number }[] }>(
+    `WITH ended AS (${remove.sql}), marked AS (
+       UPDATE card_qr_history h
+          SET end_reason = ?,
+              used_at = CASE WHEN ? = 'used' THEN now() ELSE h.used_at END,
+              revoked_at = CASE WHEN ? = 'revoked' THEN now() ELSE h.revoked_at END
+         FROM ended WHERE h.token_hash = ended.token_hash AND h.end_reason IS NULL
+       RETURNING 1
+     )
+     SELECT count(*)::bigint AS n FROM ended`,
+    [...remove.bindings, reason, reason, reason],
+  );
+  return rows[0]!.n;
 }

@@ -13,7 +13,6 @@ const STALLED_INTERVAL_MS = 2000;
 async function openTransactions(db: Knex, worker: EngineProcess): Promise<number> {
   const ports = [...localPortsOf(worker.pid!)];
   if (!ports.length) return 0;
-  if (process.env.DEBUG_FAULTS) console.log((await db.raw(`SELECT client_port, state, xact_start, backend_xid, left(query, 150) AS q FROM pg_stat_activity WHERE datname = current_database() AND client_port = ANY (?::int[]) AND xact_start IS NOT NULL`, [ports])).rows);
   const { rows } = await db.raw<{ rows: { n: string }[] }>(
     `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND client_port = ANY (?::int[]) AND xact_start IS NOT NULL AND backend_xid IS NOT NULL
         AND query ~* '"operations"|member_cards|"transactions"|balance_ledger|point_ledger|card_qr_state|audit_events|insert into "events"|membership_levels|card_bindings'
@@ -48,6 +47,7 @@ describe('faults: SIGSTOP a worker past its job lock, then SIGCONT', () => {
       async verify(ctx, problems) {
         const [frozen, other] = ctx.engine.workers;
         console.log(`     lock complaints in the logs (a job taken over while its first worker lived): ${frozen!.name} ${frozen!.lockErrors}, ${other!.name} ${other!.lockErrors}`);
+        for (const line of frozen!.lockLines.slice(0, 2)) console.log(`       ${line}`);
         if (!frozenInTransaction) problems.push('never caught the worker inside a transaction');
       },
     });

@@ -30,6 +30,7 @@ export class EngineProcess {
   jobErrors = 0;
   /** BullMQ "lock" complaints: a job this process held was taken over (stalled) while it still worked on it. */
   lockErrors = 0;
+  readonly lockLines: string[] = [];
   exits: { code: number | null; signal: string | null }[] = [];
   private started?: Promise<void>;
 
@@ -71,7 +72,10 @@ export class EngineProcess {
         const n = /"reenqueued":(\d+)/.exec(line);
         if (n) this.reenqueued += Number(n[1]);
       }
-      if (/[Mm]issing lock|lock mismatch|[Ll]ock.*not.*owned/.test(line)) this.lockErrors++;
+      if (/[Mm]issing lock|lock mismatch|[Ll]ock.*not.*owned/.test(line)) {
+        this.lockErrors++;
+        if (this.lockLines.length < 5) this.lockLines.push(line.slice(0, 300));
+      }
       if (line.includes('job attempt failed') || line.includes('operation failed after the last attempt')) this.jobErrors++;
     };
     const onData = (chunk: Buffer) => {
@@ -196,6 +200,7 @@ export class Engine {
       WEBHOOK_TIMEOUT_MS: '2000',
       ENCRYPTION_KEY: 'a1'.repeat(32),
       DB_POOL_MAX: '10',
+      WORKER_METRICS_PORT: '0',
       RATE_LIMIT_PER_KEY_PER_MIN: '1000000',
       RATE_LIMIT_PER_IP_PER_MIN: '1000000',
       RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: '1000000',
