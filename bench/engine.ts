@@ -12,7 +12,9 @@ export async function startEngine(env: Record<string, string>): Promise<{ url: s
   const port = await freePort();
   const common = { ...process.env, ...env, PORT: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
   const start = (name: string, file: string) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], { env: common, stdio: ['ignore', 'inherit', 'inherit'] });
+    // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each engine process there when it exits.
+    const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${name}`] : [];
+    const child = spawn(process.execPath, [...profile, '--import', 'tsx', file], { env: common, stdio: ['ignore', 'inherit', 'inherit'] });
     return { name, child };
   };
   const processes = [start('web', 'api/server.ts'), start('worker', 'workers/main.ts')];

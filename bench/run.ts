@@ -23,7 +23,7 @@ const { values: args } = parseArgs({
     cards: { type: 'string', default: '10000' },
     mode: { type: 'string', default: 'wait' }, // wait | poll
     partitions: { type: 'string', default: '16' },
-    pgbench: { type: 'boolean', default: true },
+    'skip-pgbench': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results' },
     // scale only (bench/scale.ts reads them)
     transactions: { type: 'string' },
@@ -111,8 +111,16 @@ async function main() {
   clearInterval(sampler);
 
   const invariants = await checkInvariants(db, 60_000);
+  // Where the time goes, by Postgres timestamps: accepted → picked up by a worker → terminal.
+  const { rows: timeline } = await db.raw<{ rows: Record<string, number>[] }>(
+    `SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at) * 1000)::numeric, 1) AS queue_wait_p50_ms,
+            round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at) * 1000)::numeric, 1) AS queue_wait_p99_ms,
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - started_at) * 1000)::numeric, 1) AS processing_p50_ms,
+            round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - started_at) * 1000)::numeric, 1) AS processing_p99_ms
+       FROM operations WHERE type = 'payment' AND started_at IS NOT NULL AND completed_at IS NOT NULL AND principal LIKE 'merchant:%'`,
+  );
   let pgbench: Awaited<ReturnType<typeof runPgbench>> | undefined;
-  if (args.pgbench && spawnSync('pgbench', ['--version']).status === 0) pgbench = await runPgbench(db, databaseUrl, Math.min(duration, 30));
+  if (!args['skip-pgbench'] && spawnSync('pgbench', ['--version']).status === 0) pgbench = await runPgbench(db, databaseUrl, Math.min(duration, 30));
   await engine.stop();
   await db.destroy();
   await stack?.stop();
@@ -157,6 +165,7 @@ async function main() {
     qr_pool_exhausted: gen.exhausted,
     engine_cpu_percent: cpu,
     engine_peak_rss_mb: peakRss,
+    operation_timeline_ms: Object.fromEntries(Object.entries(timeline[0] ?? {}).map(([k, v]) => [k, Number(v)])),
     invariants,
     pgbench: pgbench ? { ...pgbench, ratio_engine_to_pgbench: Math.round((engineRate / pgbench.tps) * 1000) / 1000 } : 'pgbench not found',
   };
