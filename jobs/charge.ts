@@ -6,10 +6,10 @@ import { AppError } from '../domain/errors.js';
 import { maskCardNo, maskName } from '../domain/masking.js';
 import { formatMinor, formatRate } from '../domain/money.js';
 import { changeCard } from '../db/queries/ledgers.js';
-import { loadLevels } from '../db/queries/levels.js';
+import { toLevels, type LevelRow } from '../db/queries/levels.js';
 import { lockCard } from '../db/queries/member-cards.js';
 import type { OperationRecord } from '../db/queries/operations.js';
-import { endQrTokens, lockQrByHash } from '../db/queries/qr.js';
+import { endQrTokens, type QrStateRow } from '../db/queries/qr.js';
 import { insertTransaction } from '../db/queries/transactions.js';
 import type { OperationPayload } from './names.js';
 import { runOperation, type Applied } from './operation-runner.js';
@@ -18,17 +18,32 @@ export const runCharge = (deps: Deps, payload: OperationPayload) => runOperation
 
 const refuse = (code: ConstructorParameters<typeof AppError>[0], message: string) => new AppError(code, message);
 
-/** Who is paying and whether they and the merchant may: one round trip for all the status checks. */
-async function paymentParties(trx: Knex.Transaction, op: OperationRecord, ownerId: string, payerId: string) {
-  const { rows } = await trx.raw<{ rows: { merchant_status: string; owner_status: string; payer_status: string; payer_name: string; payer_role: string | null }[] }>(
-    `SELECT (SELECT status FROM merchants WHERE id = :merchant) AS merchant_status,
+interface PresentedQr extends QrStateRow {
+  merchant_status: string;
+  owner_status: string;
+  payer_status: string;
+  payer_name: string;
+  payer_role: string | null;
+  levels: LevelRow[];
+}
+
+/**
+ * The presented QR, locked, with everything the checks need — who pays and whether they and the
+ * merchant may, and the level table — in one round trip.
+ */
+async function lockPresentedQr(trx: Knex.Transaction, op: OperationRecord, ownerId: string): Promise<PresentedQr | undefined> {
+  const { rows } = await trx.raw<{ rows: PresentedQr[] }>(
+    `SELECT q.*,
+            (SELECT status FROM merchants WHERE id = :merchant) AS merchant_status,
             (SELECT status FROM member_profiles WHERE id = :owner) AS owner_status,
-            (SELECT status FROM member_profiles WHERE id = :payer) AS payer_status,
-            (SELECT name FROM member_profiles WHERE id = :payer) AS payer_name,
-            (SELECT role FROM card_bindings WHERE card_id = :card AND member_id = :payer) AS payer_role`,
-    { merchant: op.merchant_id, owner: ownerId, payer: payerId, card: op.card_id },
+            (SELECT status FROM member_profiles WHERE id = q.member_id) AS payer_status,
+            (SELECT name FROM member_profiles WHERE id = q.member_id) AS payer_name,
+            (SELECT role FROM card_bindings b WHERE b.card_id = q.card_id AND b.member_id = q.member_id) AS payer_role,
+            (SELECT json_agg(l ORDER BY l.level) FROM membership_levels l) AS levels
+       FROM card_qr_state q WHERE q.token_hash = :hash FOR UPDATE OF q`,
+    { merchant: op.merchant_id, owner: ownerId, hash: op.qr_token_hash },
   );
-  return rows[0]!;
+  return rows[0];
 }
 
 /**
@@ -38,21 +53,20 @@ async function paymentParties(trx: Knex.Transaction, op: OperationRecord, ownerI
 async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
   if (!op.card_id || !op.qr_token_hash) throw refuse('QR_EXPIRED_OR_INVALID', 'The QR code is not valid');
   const card = await lockCard(trx, op.card_id);
-  const qr = await lockQrByHash(trx, op.qr_token_hash);
-  if (!card || !qr || qr.card_id !== card.id || qr.expires_at <= op.created_at) {
+  const qr = card ? await lockPresentedQr(trx, op, card.owner_member_id) : undefined;
+  if (!card || !qr || qr.card_id !== card.id || new Date(qr.expires_at) <= op.created_at) {
     deps.metrics.qrEvents.inc({ event: 'invalid' });
     throw refuse('QR_EXPIRED_OR_INVALID', 'The QR code has expired or is not valid; ask the member to refresh it');
   }
-  const parties = await paymentParties(trx, op, card.owner_member_id, qr.member_id);
-  if (!parties.payer_role || parties.payer_role === 'viewer') throw refuse('QR_EXPIRED_OR_INVALID', 'The QR code is no longer valid for this card');
-  if (parties.merchant_status !== 'active') throw refuse('MERCHANT_SUSPENDED', 'The merchant is suspended');
-  if (parties.owner_status !== 'active' || parties.payer_status !== 'active') throw refuse('MEMBER_SUSPENDED', 'The member is suspended');
+  if (!qr.payer_role || qr.payer_role === 'viewer') throw refuse('QR_EXPIRED_OR_INVALID', 'The QR code is no longer valid for this card');
+  if (qr.merchant_status !== 'active') throw refuse('MERCHANT_SUSPENDED', 'The merchant is suspended');
+  if (qr.owner_status !== 'active' || qr.payer_status !== 'active') throw refuse('MEMBER_SUSPENDED', 'The member is suspended');
   if (card.type === 'voucher' && card.status === 'used') throw refuse('VOUCHER_ALREADY_USED', 'The voucher has already been used');
   if (card.status !== 'active') throw refuse('CARD_NOT_ACTIVE', `The card is ${card.status}`);
   if (card.is_expired) throw refuse('CARD_EXPIRED', 'The card has expired');
   if (card.type === 'standard' && !op.payment_method) throw refuse('PAYMENT_METHOD_REQUIRED', 'A standard card pays with an external method: give payment_method');
 
-  const levels = await loadLevels(trx);
+  const levels = toLevels(qr.levels);
   const rate = cardRateMilli(card, levels);
   const finalMinor = applyDiscount(op.amount_minor, rate);
   const viaBalance = paysFromBalance(card.type);
@@ -94,7 +108,7 @@ async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Dep
     points_earned: earned,
     payment_method: tx.payment_method,
     card: { card_no: maskCardNo(card.card_no), type: card.type, level: after.level },
-    member: { name: maskName(parties.payer_name) },
+    member: { name: maskName(qr.payer_name) },
   };
   return {
     result,

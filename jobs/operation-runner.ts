@@ -3,7 +3,7 @@ import type { Deps } from '../config/deps.js';
 import { AppError } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
 import { appendAudit } from '../db/queries/audit-events.js';
-import { writeEvent, type EventType } from '../db/queries/events.js';
+import type { EventType, OutboxEvent } from '../db/queries/events.js';
 import { finishOperation, isTerminal, lockOperation, markProcessing, type OperationRecord } from '../db/queries/operations.js';
 import { operationDoneChannel } from '../api/operation-waiter.js';
 import { crashPoint } from './crash-points.js';
@@ -36,8 +36,7 @@ export async function runOperation(deps: Deps, operationId: string, apply: Apply
       const op = await lockOperation(trx, operationId);
       if (!op || isTerminal(op.status)) return undefined;
       const applied = await apply(trx, op, deps);
-      const row = await finishOperation(trx, op.id, { status: 'succeeded', result: applied.result });
-      await writeEvent(trx, applied.event.merchantId, applied.event.type, { operation_id: op.id, ...applied.event.data });
+      const row = await finishOperation(trx, op.id, { status: 'succeeded', result: applied.result }, { ...applied.event, data: { operation_id: op.id, ...applied.event.data } });
       await appendAudit(trx, { ...actorOf(op), ...applied.audit });
       crashPoint(deps.config, 'before-commit');
       return row;
@@ -59,15 +58,15 @@ export async function failOperation(deps: Deps, operationId: string, error: AppE
   const failed = await deps.db.transaction(async (trx) => {
     const op = await lockOperation(trx, operationId);
     if (!op || isTerminal(op.status)) return undefined;
-    const row = await finishOperation(trx, op.id, { status: 'failed', code: error.code, message: error.message });
-    if (op.type === 'payment') {
-      await writeEvent(trx, op.merchant_id, 'payment.failed', {
-        operation_id: op.id,
-        amount: formatMinor(op.amount_minor),
-        external_order_id: op.params.external_order_id ?? null,
-        error: { code: error.code, message: error.message },
-      });
-    }
+    const event: OutboxEvent | undefined =
+      op.type === 'payment'
+        ? {
+            merchantId: op.merchant_id,
+            type: 'payment.failed',
+            data: { operation_id: op.id, amount: formatMinor(op.amount_minor), external_order_id: op.params.external_order_id ?? null, error: { code: error.code, message: error.message } },
+          }
+        : undefined;
+    const row = await finishOperation(trx, op.id, { status: 'failed', code: error.code, message: error.message }, event);
     await appendAudit(trx, { ...actorOf(op), action: `${op.type}.failed`, objectType: 'operation', objectId: op.id, context: { code: error.code } });
     return row;
   });

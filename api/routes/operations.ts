@@ -138,12 +138,18 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
    * taken over the normalized draft, so `299` and `"299.00"` are the same request.
    */
   async function accept(req: Request, res: Response, principal: Principal, idempotencyKey: string, resolve: () => Promise<Draft>) {
-    const existing = await findByIdempotencyKey(deps.db, principal.scope, idempotencyKey);
-    const draft = await resolve();
+    let draft: Draft;
+    try {
+      draft = await resolve();
+    } catch (err) {
+      // A retry of an accepted request still gets its operation even if, say, the card was unbound since.
+      const existing = await findByIdempotencyKey(deps.db, principal.scope, idempotencyKey);
+      if (existing) return respond(req, res, existing, 'replay');
+      throw err;
+    }
     // The card of a payment is looked up from its QR, which a success consumes: only what the client sent counts.
     const requestHash = sha256(canonicalJson({ ...draft, member_id: undefined, card_id: draft.type === 'recharge' ? draft.card_id : undefined }));
-    if (existing) return respond(req, res, sameRequestOr409(existing, requestHash), 'replay');
-
+    // New keys are the common case: insert straight away, and look for the earlier operation only on a conflict.
     const id = `op_${randomUUID().replaceAll('-', '')}`;
     const inserted = await insertOperation(deps.db, {
       ...draft,
@@ -158,10 +164,10 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
       ip: req.ip ?? null,
     });
     if (!inserted) {
-      // A concurrent request with the same key won the insert: answer with its operation.
-      const winner = await findByIdempotencyKey(deps.db, principal.scope, idempotencyKey);
-      if (!winner) throw new AppError('CONFLICT', 'Concurrent request with this Idempotency-Key; retry');
-      return respond(req, res, sameRequestOr409(winner, requestHash), 'replay');
+      // The key was used before (or by a concurrent request that won the insert): answer with that operation.
+      const earlier = await findByIdempotencyKey(deps.db, principal.scope, idempotencyKey);
+      if (!earlier) throw new AppError('CONFLICT', 'Concurrent request with this Idempotency-Key; retry');
+      return respond(req, res, sameRequestOr409(earlier, requestHash), 'replay');
     }
     await enqueue(inserted);
     await respond(req, res, inserted, 'created');

@@ -3,9 +3,18 @@ import type { Db } from '../knex.js';
 
 export type EventType = 'payment.succeeded' | 'payment.failed' | 'refund.succeeded' | 'recharge.succeeded' | 'settlement.generated' | 'risk.alert';
 
+export interface OutboxEvent {
+  merchantId: string | null;
+  type: EventType;
+  data: Record<string, unknown>;
+}
+
+/** The INSERT of an outbox event, to run alone or inside a larger statement. */
+export function eventInsert(db: Db, event: OutboxEvent) {
+  return db('events').insert({ id: `evt_${randomUUID().replaceAll('-', '')}`, merchant_id: event.merchantId, type: event.type, data: JSON.stringify(event.data) });
+}
+
 /** Writes an outbox event in the caller's transaction; the relay gives it its per-merchant sequence. */
-export async function writeEvent(trx: Db, merchantId: string | null, type: EventType, data: Record<string, unknown>): Promise<string> {
-  const id = `evt_${randomUUID().replaceAll('-', '')}`;
-  await trx('events').insert({ id, merchant_id: merchantId, type, data: JSON.stringify(data) });
-  return id;
+export async function writeEvent(trx: Db, merchantId: string | null, type: EventType, data: Record<string, unknown>): Promise<void> {
+  await eventInsert(trx, { merchantId, type, data });
 }

@@ -16,8 +16,12 @@ export async function listLevelRows(db: Db): Promise<LevelRow[]> {
 }
 
 export async function loadLevels(db: Db): Promise<Level[]> {
-  const rows = await listLevelRows(db);
-  return rows.map((r) => ({ level: r.level, name: r.name, minPoints: r.min_points, discountMilli: parseRate(r.discount_rate) }));
+  return toLevels(await listLevelRows(db));
+}
+
+/** Rows (also as JSON from json_agg, where numbers may come as numbers) to the domain's levels. */
+export function toLevels(rows: Pick<LevelRow, 'level' | 'name' | 'min_points' | 'discount_rate'>[]): Level[] {
+  return rows.map((r) => ({ level: r.level, name: r.name, minPoints: Number(r.min_points), discountMilli: parseRate(r.discount_rate) }));
 }
 
 /** Replaces the whole table inside the caller's transaction. */

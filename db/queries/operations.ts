@@ -1,4 +1,5 @@
 import type { Db } from '../knex.js';
+import { eventInsert, type OutboxEvent } from './events.js';
 import type { OperationType } from '../../jobs/names.js';
 
 export type OperationStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
@@ -73,21 +74,31 @@ export async function lockOperation(trx: Db, id: string): Promise<OperationRecor
   return trx<OperationRecord>('operations').where({ id }).forNoKeyUpdate().first();
 }
 
-/** Writes the one terminal outcome of an operation (the caller holds its row lock). */
+/**
+ * Writes the one terminal outcome of an operation (the caller holds its row lock) and, in the
+ * same statement, its outbox event.
+ */
 export async function finishOperation(
   trx: Db,
   id: string,
   outcome: { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; code: string; message: string },
+  event?: OutboxEvent,
 ): Promise<OperationRecord> {
-  const [row] = await trx<OperationRecord>('operations')
+  const update = trx<OperationRecord>('operations')
     .where({ id })
     .update(
       outcome.status === 'succeeded'
         ? ({ status: 'succeeded', result: JSON.stringify(outcome.result), completed_at: trx.fn.now() } as never)
         : ({ status: 'failed', error_code: outcome.code, error_message: outcome.message, completed_at: trx.fn.now() } as never),
     )
-    .returning('*');
-  return row!;
+    .returning('*')
+    .toSQL();
+  const insert = event ? eventInsert(trx, event).toSQL() : undefined;
+  const { rows } = await trx.raw<{ rows: OperationRecord[] }>(
+    insert ? `WITH finished AS (${update.sql}), outbox AS (${insert.sql}) SELECT * FROM finished` : update.sql,
+    insert ? [...update.bindings, ...insert.bindings] : update.bindings,
+  );
+  return rows[0]!;
 }
 
 /** Open operations older than `ageSeconds` (by Postgres time), oldest first: the reconciler's work list. */

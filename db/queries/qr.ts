@@ -18,10 +18,6 @@ export async function findQrByHash(db: Db, hash: string): Promise<(QrStateRow & 
   return rows[0];
 }
 
-export async function lockQrByHash(trx: Db, hash: string): Promise<QrStateRow | undefined> {
-  return trx<QrStateRow>('card_qr_state').where({ token_hash: hash }).forUpdate().first();
-}
-
 /** Replaces the (card, member) token; the old one, if any, ends in history as rotated. */
 export async function issueQr(trx: Db, cardId: string, memberId: string, hash: string, ttlSeconds: number): Promise<QrStateRow> {
   await endQrTokens(trx, { card_id: cardId, member_id: memberId }, 'rotated');

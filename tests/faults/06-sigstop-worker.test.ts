@@ -1,26 +1,8 @@
-import type { Knex } from 'knex';
-import { localPortsOf, type EngineProcess } from './helpers/engine.js';
 import { assertHeld, runScenario, sleep } from './helpers/scenario.js';
+import { freezeInTransaction } from './helpers/sessions.js';
 
 const LOCK_MS = 5000;
 const STALLED_INTERVAL_MS = 2000;
-
-/**
- * Operation transactions the process has open right now: its sessions (found by their client
- * ports) inside a transaction that wrote, whose last statement is one of an operation's (not the
- * outbox relay's, which also runs in workers).
- */
-async function openTransactions(db: Knex, worker: EngineProcess): Promise<number> {
-  const ports = [...localPortsOf(worker.pid!)];
-  if (!ports.length) return 0;
-  const { rows } = await db.raw<{ rows: { n: string }[] }>(
-    `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND client_port = ANY (?::int[]) AND xact_start IS NOT NULL AND backend_xid IS NOT NULL
-        AND query ~* '"operations"|member_cards|"transactions"|balance_ledger|point_ledger|card_qr_state|audit_events|insert into "events"|membership_levels|card_bindings'
-        AND query !~* 'WITH batch|webhook_deliveries'`,
-    [ports],
-  );
-  return Number(rows[0]!.n);
-}
 
 describe('faults: SIGSTOP a worker past its job lock, then SIGCONT', () => {
   it('the stalled jobs go to the other worker while the first is still alive, and nothing is applied twice', async () => {
@@ -31,14 +13,7 @@ describe('faults: SIGSTOP a worker past its job lock, then SIGCONT', () => {
       env: { JOB_LOCK_MS: String(LOCK_MS), STALLED_INTERVAL_MS: String(STALLED_INTERVAL_MS) },
       async fault(ctx) {
         const frozen = ctx.engine.workers[0]!;
-        // Freeze it, and look: a stopped process's open transactions stay open. Thaw and try again until one is caught mid-transaction.
-        for (let tries = 0; tries < 300; tries++) {
-          frozen.signal('SIGSTOP');
-          frozenInTransaction = await openTransactions(ctx.db, frozen);
-          if (frozenInTransaction > 0) break;
-          frozen.signal('SIGCONT');
-          await sleep(5 + Math.random() * 20);
-        }
+        frozenInTransaction = await freezeInTransaction(ctx.db, frozen);
         await ctx.harm(`SIGSTOP ${frozen.name} (pid ${frozen.pid}) inside ${frozenInTransaction} operation transaction(s), holding its job locks`);
         await sleep(LOCK_MS + 2 * STALLED_INTERVAL_MS);
         frozen.signal('SIGCONT');

@@ -39,7 +39,7 @@ export class EngineProcess {
     readonly role: Role,
     private readonly env: Record<string, string>,
     /** A faketime offset such as '+2h' (libfaketime FAKETIME syntax). */
-    readonly clockOffset?: string,
+    public clockOffset?: string,
   ) {}
 
   get pid(): number | undefined {
@@ -172,7 +172,8 @@ export class Engine {
   private constructor(
     readonly port: number,
     private readonly env: Record<string, string>,
-    private readonly clock: Partial<Record<Role, string>>,
+    /** Clock offsets for processes started from now on (faketime syntax). */
+    readonly clock: Partial<Record<Role, string>>,
     workers: number,
   ) {
     this.api = new EngineProcess('api', 'api', { ...env, LOG_LEVEL: 'warn' }, clock.api);
@@ -234,9 +235,10 @@ export class Engine {
     return fresh;
   }
 
-  /** Starts the api again after it died (same port, so clients keep their address). */
+  /** Starts the api again after it died (same port, so clients keep their address), with the current `clock.api`. */
   async restartApi(): Promise<void> {
     if (this.api.alive) await this.api.kill9();
+    this.api.clockOffset = this.clock.api;
     await this.api.start();
   }
 

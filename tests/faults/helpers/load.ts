@@ -87,7 +87,7 @@ export class PosClients {
           json = { raw: text.slice(0, 200) };
         }
         bump(this.stats.byStatus, String(res.status));
-        if (res.status === 200 || res.status === 202) {
+        if (res.status >= 200 && res.status < 300) {
           if (method === 'POST' && opts.kind) this.record(key, opts.kind, json);
           else if (json?.id) this.observe(json);
           return { status: res.status, json };
@@ -157,7 +157,7 @@ export interface LoadOptions {
   rng?: () => number;
 }
 
-interface Paid {
+export interface Paid {
   merchantKey: string;
   txNo: string;
   finalMinor: number;
@@ -231,9 +231,28 @@ export class PosLoad {
     return list[Math.floor(this.rng() * list.length)]!;
   }
 
+  private readonly reserved = new Set<number>();
+
+  /** Keeps the load off these cards (a scenario uses them for its own exact checks). */
+  reserve(...cards: number[]): void {
+    for (const c of cards) this.reserved.add(c);
+  }
+
+  /** Next unused QR member of a card (for scenarios that charge outside the mix). */
+  takeMember(card: number): number {
+    return this.nextMember[card]!++;
+  }
+
   private pickCard(): number {
-    if (this.o.hotCards.length && this.rng() < this.o.hotShare) return this.pick(this.o.hotCards);
-    return 1 + Math.floor(this.rng() * this.o.data.cards);
+    for (;;) {
+      const c = this.o.hotCards.length && this.rng() < this.o.hotShare ? this.pick(this.o.hotCards) : 1 + Math.floor(this.rng() * this.o.data.cards);
+      if (!this.reserved.has(c)) return c;
+    }
+  }
+
+  /** A payment the clients saw succeed, if any (it leaves the refund pool). */
+  takePaid(): Paid | undefined {
+    return this.paid.pop();
   }
 
   private async step(): Promise<void> {

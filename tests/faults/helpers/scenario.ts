@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { preload, type Preload } from '../../../bench/preload.js';
-import { createKnex } from '../../../db/knex.js';
+import knexFactory from 'knex';
+import '../../../db/knex.js'; // its pg type parsers (int8 as numbers) apply to the harness's reads too
 import { Engine, type Role } from './engine.js';
 import { checkInvariants, waitAllTerminal, type InvariantResult } from './invariants.js';
 import { PosClients, PosLoad, type Kind } from './load.js';
@@ -101,7 +102,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioReport> {
   const database = `faults_${n}_${Date.now().toString(36)}`;
   const queuePrefix = `f${n}${Date.now().toString(36)}`;
   await pg.admin((c) => c.query(`CREATE DATABASE ${database} TEMPLATE ${TEMPLATE_DB}`));
-  const db = createKnex(pg.url(database), 6, () => undefined);
+  const db = harnessKnex(pg.url(database));
   const timeline: string[] = [];
   const problems: string[] = [];
   let engine: Engine | undefined;
@@ -192,6 +193,9 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioReport> {
     const failedByCode: Record<string, number> = {};
     for (const o of outcomes) if (o.status === 'failed') failedByCode[`${o.type}:${o.code}`] = (failedByCode[`${o.type}:${o.code}`] ?? 0) + Number(o.n);
     const total = outcomes.reduce((s, o) => s + Number(o.n), 0);
+    const { rows: otherAudit } = await db.raw<{ rows: { action: string; n: string }[] }>(
+      `SELECT action, count(*) AS n FROM audit_events WHERE action NOT IN ('payment.succeeded', 'payment.failed', 'refund.succeeded', 'refund.failed', 'recharge.succeeded', 'recharge.failed') GROUP BY 1`,
+    );
     const s = clients.stats;
     report.counts = {
       requests: s.requests,
@@ -229,7 +233,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioReport> {
       `     load: ${s.requests} requests (payment ${load.issued.payment}, refund ${load.issued.refund}, recharge ${load.issued.recharge}), ${clients.accepted.size} accepted; client retries ${s.retried} (network errors ${s.networkErrors}, timeouts ${s.timeouts}, 5xx/429: ${fmtMap(s.serverErrors)}); gave up ${s.gaveUp}; other 4xx: ${fmtMap(s.rejected)}`,
       `     outcome: ${total} operations, ${succeeded} succeeded, failed: ${fmtMap(failedByCode)}`,
       `     recovery: fault lasted ${((faultEnd - faultStart) / 1000).toFixed(1)} s; time to recover (fault over → every operation accepted before it terminal) ${recoverS.toFixed(1)} s; ${redriven} operations ran more than once (attempts > 1, the second run found them done or redid a rolled-back one); reconciler re-enqueued ${running.reenqueued()} (a count of re-adds, see docs/reliability.md); drain after load ${(drain.ms / 1000).toFixed(1)} s`,
-      `     invariants: ${Object.keys(invariants.checks).length} checks ${invariants.ok ? 'hold' : 'BROKEN'}; audit chain ${invariants.audit.ok ? 'verifies' : `BROKEN at ${invariants.audit.first_broken_id}`} (${invariants.audit.checked} events)`,
+      `     invariants: ${Object.keys(invariants.checks).length} checks ${invariants.ok ? 'hold' : 'BROKEN'}; audit chain ${invariants.audit.ok ? 'verifies' : `BROKEN at ${invariants.audit.first_broken_id}`} (${invariants.audit.checked} events; besides operations: ${fmtMap(Object.fromEntries(otherAudit.map((a) => [a.action, Number(a.n)])))})`,
       ...problems.map((p) => `     PROBLEM: ${p}`),
     ];
     console.log(lines.join('\n'));
@@ -324,4 +328,16 @@ class RecoveryWatch {
       this.polling = false;
     }
   }
+}
+
+/** The harness's own connection: quiet, because Postgres going away is what several scenarios do on purpose. */
+function harnessKnex(url: string): Knex {
+  const quiet = () => undefined;
+  return knexFactory({
+    client: 'pg',
+    connection: { connectionString: url, application_name: 'fault-harness' },
+    pool: { min: 0, max: 6, afterCreate: (conn: { on(e: string, f: () => void): void }, done: (err: Error | null, conn: unknown) => void) => (conn.on('error', quiet), done(null, conn)) },
+    acquireConnectionTimeout: 10_000,
+    log: { warn: quiet, error: quiet, debug: quiet, deprecate: quiet },
+  });
 }
