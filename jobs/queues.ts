@@ -14,14 +14,16 @@ import {
 
 /**
  * All job options in one place (CONVENTIONS.md 2): the job id is the operation id, so enqueueing
- * the same operation twice (API + reconciler) never makes two jobs while the first is kept.
+ * the same operation twice (API + reconciler) never makes two jobs while the first is queued.
  */
 export function operationJobOptions(config: Config, operationId: string): JobsOptions {
   return {
     jobId: operationId,
     attempts: config.JOB_ATTEMPTS,
     backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS },
-    removeOnComplete: { age: 3600, count: 10_000 },
+    // The operation row is the record: a finished job is dropped at once (cheapest for Redis), and
+    // a later re-add of the same operation is a job whose worker finds the operation terminal.
+    removeOnComplete: true,
     removeOnFail: { age: 7 * 86_400 },
   };
 }
