@@ -36,6 +36,13 @@ export function createMetrics() {
     labelNames: ['queue', 'outcome'] as const,
     registers: [registry],
   });
+  const jobWait = new client.Histogram({
+    name: 'mps_job_wait_seconds',
+    help: 'Time from enqueue to a worker starting the job, by queue kind',
+    labelNames: ['queue'] as const,
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
   const qrEvents = new client.Counter({
     name: 'mps_qr_events_total',
     help: 'QR events: issued, revoked, used, invalid, expired',
@@ -79,7 +86,7 @@ export function createMetrics() {
   const trackQueues = (source: typeof queueCounts) => {
     queueCounts = source;
   };
-  return { trackQueues, webhookDeliveries, registry, httpRequests, httpDuration, operations, operationLatency, jobs, qrEvents, reconciled, riskAlerts };
+  return { jobWait, trackQueues, webhookDeliveries, registry, httpRequests, httpDuration, operations, operationLatency, jobs, qrEvents, reconciled, riskAlerts };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -21,6 +21,8 @@ async function raiseInternalErrorAlert(deps: Deps, operationId: string, error: s
  * operation reaches a terminal state.
  */
 export async function runJob<P>(deps: Deps, queueKind: string, job: Job<P>, handler: Handler<P>): Promise<unknown> {
+  // Queue wait of first attempts (a retry's wait is mostly its backoff): enqueue, or end of delay, to start.
+  if (job.attemptsMade === 0) deps.metrics.jobWait.observe({ queue: queueKind }, Math.max(0, Date.now() - job.timestamp - (job.delay ?? 0)) / 1000);
   const log = deps.logger.child({ job_id: job.id, job: job.name, queue: job.queueName, attempt: job.attemptsMade + 1 });
   try {
     const result = await handler(deps, job.data);

@@ -47,4 +47,22 @@ describe('faults: slow, stalled and cut connections to Postgres and Redis', () =
     });
     assertHeld(report);
   });
+
+  it('connections that go silent for good (half-open: no FIN, no RST) do not hang operations or the api', async () => {
+    const report = await runScenario({
+      title: '10b. silent partition: every open connection to Postgres and Redis goes half-open at once (bytes dropped, never closed); new connections work',
+      proxies: true,
+      attemptTimeoutMs: 3000,
+      waitS: 1,
+      warmupMs: 3000,
+      afterMs: 4000,
+      async fault(ctx) {
+        const { pg, redis } = ctx.proxies!;
+        await ctx.harm('every open postgres and redis connection goes silent');
+        const n = { pg: pg.blackholeOpen(), redis: redis.blackholeOpen() };
+        ctx.note(`${n.pg} postgres and ${n.redis} redis connections are now half-open; new connections pass`);
+      },
+    });
+    assertHeld(report);
+  });
 });

@@ -44,6 +44,8 @@ interface Link {
   client: Socket;
   upstream: Socket;
   pipes: Pipe[];
+  /** Bytes are dropped both ways and nothing is ever closed: a half-open connection, as after a silent partition. */
+  blackholed?: boolean;
 }
 
 /**
@@ -96,8 +98,8 @@ export class FaultProxy {
     const toClient = new Pipe(this, client);
     const link: Link = { client, upstream, pipes: [toUpstream, toClient] };
     this.links.add(link);
-    client.on('data', (c: Buffer) => toUpstream.push(c));
-    upstream.on('data', (c: Buffer) => toClient.push(c));
+    client.on('data', (c: Buffer) => link.blackholed || toUpstream.push(c));
+    upstream.on('data', (c: Buffer) => link.blackholed || toClient.push(c));
     const close = () => {
       if (!this.links.delete(link)) return;
       for (const p of link.pipes) p.clear();
@@ -119,6 +121,21 @@ export class FaultProxy {
       n++;
     }
     this.stats.resets += n;
+    return n;
+  }
+
+  /**
+   * Every connection open now goes silent for good (bytes dropped, no FIN, no RST), while new
+   * connections work: what a client sees when a NAT, firewall or failed-over host forgets a flow.
+   */
+  blackholeOpen(): number {
+    let n = 0;
+    for (const link of this.links) {
+      if (link.blackholed) continue;
+      link.blackholed = true;
+      for (const p of link.pipes) p.clear();
+      n++;
+    }
     return n;
   }
 
