@@ -142,5 +142,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return Object.freeze({ ...parsed.data, ...overrides });
 }
 
+/** For entry points: the configuration, or the list of bad variables on stderr and exit code 1. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    process.exit(1);
+  }
+}
+
 /** The names of every setting, for `.env.example` and the README table. */
 export const CONFIG_KEYS = Object.keys(schema.shape);

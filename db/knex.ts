@@ -21,6 +21,27 @@ export type Db = Knex | Knex.Transaction;
  */
 export const cursorTime = (db: Db, column: string) => db.raw(`to_char(?? AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_t`, [column]);
 
+export interface PageRequest {
+  limit: number;
+  cursor?: { t: string; id: string };
+}
+
+/**
+ * Newest first, keyset-paginated on (created_at, id) of `table` (a name or alias): selects the
+ * cursor time, orders, fetches limit + 1 to know whether more exist, and starts after the cursor.
+ */
+export function newestFirst<Q extends Knex.QueryBuilder>(db: Db, query: Q, table: string, page: PageRequest): Q {
+  query
+    .select(cursorTime(db, `${table}.created_at`))
+    .orderBy([
+      { column: `${table}.created_at`, order: 'desc' },
+      { column: `${table}.id`, order: 'desc' },
+    ])
+    .limit(page.limit + 1);
+  if (page.cursor) query.whereRaw('(??, ??) < (?::timestamptz, ?::uuid)', [`${table}.created_at`, `${table}.id`, page.cursor.t, page.cursor.id]);
+  return query;
+}
+
 export function createKnex(databaseUrl: string, poolMax: number, onError: (err: Error) => void): Knex {
   const knex = knexFactory({
     client: 'pg',

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { ConfigError, loadConfig, type Config } from '../config/env.js';
+import { loadConfigOrExit, type Config } from '../config/env.js';
 import { closeDeps, createDeps } from '../config/deps.js';
 import { createKnex, migrateLatest } from '../db/knex.js';
 import { seedDemo, type DemoData } from '../db/seeds/demo.js';
@@ -20,16 +20,7 @@ const DEMO_FILE = join(DATA_DIR, 'demo.json');
  */
 async function main() {
   const started = Date.now();
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+  let config: Config = loadConfigOrExit();
 
   let stack: LocalStack | undefined;
   if (!config.DATABASE_URL || !config.REDIS_URL) {

@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { ConfigError, loadConfig } from '../config/env.js';
+import { loadConfigOrExit } from '../config/env.js';
 import { closeDeps, createDeps, type Deps } from '../config/deps.js';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
@@ -13,17 +13,7 @@ export function runEntryPoint(moduleUrl: string, name: string, start: (deps: Dep
   const invoked = process.argv[1] ? pathToFileURL(realpathSync(process.argv[1])).href : '';
   if (moduleUrl !== invoked) return;
   void (async () => {
-    let config;
-    try {
-      config = loadConfig();
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(err.message);
-        process.exit(1);
-      }
-      throw err;
-    }
-    const deps = await createDeps(config);
+    const deps = await createDeps(loadConfigOrExit());
     const stop = await start(deps);
     deps.logger.info({ process: name }, `${name} started`);
     let stopping = false;

@@ -17,7 +17,7 @@ import {
 import { assertDeliverableUrl } from '../../jobs/deliver-webhook.js';
 import { webhookJobOptions } from '../../jobs/queues.js';
 import { isUuid } from '../access.js';
-import { cursorTime } from '../../db/knex.js';
+import { newestFirst } from '../../db/knex.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { decodeCursor, page } from '../pagination.js';
 import { fields, listQuery, parse } from '../validate.js';
@@ -122,20 +122,15 @@ export function webhookRoutes(deps: Deps): Router {
 
   router.get('/merchant/webhook-deliveries', allow('merchant'), async (req, res) => {
     const q = parse(deliveriesQuery, req.query, 'query');
-    const cursor = decodeCursor(q.cursor);
-    const query = db<WebhookDeliveryRow>('webhook_deliveries as d')
-      .join('webhook_endpoints as w', 'w.id', 'd.endpoint_id')
-      .where('w.merchant_id', merchantOf(req))
-      .select('d.*', cursorTime(db, 'd.created_at'))
-      .orderBy([
-        { column: 'd.created_at', order: 'desc' },
-        { column: 'd.id', order: 'desc' },
-      ])
-      .limit(q.limit + 1);
+    const query = newestFirst(
+      db,
+      db<WebhookDeliveryRow>('webhook_deliveries as d').join('webhook_endpoints as w', 'w.id', 'd.endpoint_id').where('w.merchant_id', merchantOf(req)).select('d.*'),
+      'd',
+      { limit: q.limit, cursor: decodeCursor(q.cursor) },
+    );
     if (q.endpoint_id) query.where('d.endpoint_id', q.endpoint_id);
     if (q.status) query.where('d.status', q.status);
     if (q.event_id) query.where('d.event_id', q.event_id);
-    if (cursor) query.whereRaw('(d.created_at, d.id) < (?::timestamptz, ?::uuid)', [cursor.t, cursor.id]);
     res.json(page(await query, q.limit, deliveryJson));
   });
 

@@ -1,4 +1,4 @@
-import { cursorTime, type Db } from '../knex.js';
+import { newestFirst, type Db, type PageRequest } from '../knex.js';
 
 export interface RiskAlertRow {
   id: string;
@@ -34,17 +34,10 @@ export async function raiseAlert(db: Db, alert: NewAlert): Promise<RiskAlertRow 
   return row;
 }
 
-export async function listAlerts(db: Db, f: { status?: string; rule?: string; limit: number; cursor?: { t: string; id: string } }): Promise<RiskAlertRow[]> {
-  const q = db<RiskAlertRow>('risk_alerts')
-    .select('*', cursorTime(db, 'created_at'))
-    .orderBy([
-      { column: 'created_at', order: 'desc' },
-      { column: 'id', order: 'desc' },
-    ])
-    .limit(f.limit + 1);
+export async function listAlerts(db: Db, f: PageRequest & { status?: string; rule?: string }): Promise<RiskAlertRow[]> {
+  const q = newestFirst(db, db<RiskAlertRow>('risk_alerts').select('risk_alerts.*'), 'risk_alerts', f);
   if (f.status) q.where('status', f.status);
   if (f.rule) q.where('rule', f.rule);
-  if (f.cursor) q.whereRaw('(created_at, id) < (?::timestamptz, ?::uuid)', [f.cursor.t, f.cursor.id]);
   return q;
 }
 

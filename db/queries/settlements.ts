@@ -1,4 +1,4 @@
-import { cursorTime, type Db } from '../knex.js';
+import { newestFirst, type Db, type PageRequest } from '../knex.js';
 
 export interface SettlementRow {
   id: string;
@@ -55,28 +55,19 @@ export async function generateSettlements(db: Db, day: string, timeZone: string,
   return rows;
 }
 
-export interface SettlementFilter {
+export interface SettlementFilter extends PageRequest {
   merchantId?: string;
   status?: string;
   from?: string;
   to?: string;
-  cursor?: { t: string; id: string };
-  limit: number;
 }
 
 export async function listSettlements(db: Db, f: SettlementFilter): Promise<SettlementRow[]> {
-  const q = db<SettlementRow>('settlements')
-    .select('*', cursorTime(db, 'created_at'))
-    .orderBy([
-      { column: 'created_at', order: 'desc' },
-      { column: 'id', order: 'desc' },
-    ])
-    .limit(f.limit + 1);
+  const q = newestFirst(db, db<SettlementRow>('settlements').select('settlements.*'), 'settlements', f);
   if (f.merchantId) q.where('merchant_id', f.merchantId);
   if (f.status) q.where('status', f.status);
   if (f.from) q.where('period_date', '>=', f.from);
   if (f.to) q.where('period_date', '<=', f.to);
-  if (f.cursor) q.whereRaw('(created_at, id) < (?::timestamptz, ?::uuid)', [f.cursor.t, f.cursor.id]);
   return q;
 }
 

@@ -1,4 +1,4 @@
-import { cursorTime, type Db } from '../knex.js';
+import { newestFirst, type Db, type PageRequest } from '../knex.js';
 import type { TransactionRow } from '../../api/serializers.js';
 
 export interface TransactionRecord extends TransactionRow {
@@ -52,7 +52,7 @@ export async function recordRefundOnPayment(trx: Db, paymentId: string, change: 
     });
 }
 
-export interface TransactionFilter {
+export interface TransactionFilter extends PageRequest {
   cardId?: string;
   memberId?: string;
   merchantId?: string;
@@ -60,21 +60,15 @@ export interface TransactionFilter {
   status?: string;
   from?: string;
   to?: string;
-  cursor?: { t: string; id: string };
-  limit: number;
 }
 
-/** Newest first, keyset-paginated on (created_at, id); fetches limit + 1 to know whether more exist. */
+/** Newest first, keyset-paginated. */
 export async function listTransactions(db: Db, f: TransactionFilter): Promise<TransactionRecord[]> {
   const q = db('transactions as t')
     .leftJoin('member_cards as c', 'c.id', 't.card_id')
     .leftJoin('transactions as o', 'o.id', 't.original_tx_id')
-    .select('t.*', 'c.card_no', 'o.tx_no as original_tx_no', cursorTime(db, 't.created_at'))
-    .orderBy([
-      { column: 't.created_at', order: 'desc' },
-      { column: 't.id', order: 'desc' },
-    ])
-    .limit(f.limit + 1);
+    .select('t.*', 'c.card_no', 'o.tx_no as original_tx_no');
+  newestFirst(db, q, 't', f);
   if (f.cardId) q.where('t.card_id', f.cardId);
   if (f.memberId) q.where('t.member_id', f.memberId);
   if (f.merchantId) q.where('t.merchant_id', f.merchantId);
@@ -82,6 +76,5 @@ export async function listTransactions(db: Db, f: TransactionFilter): Promise<Tr
   if (f.status) q.where('t.status', f.status);
   if (f.from) q.where('t.created_at', '>=', f.from);
   if (f.to) q.where('t.created_at', '<', f.to);
-  if (f.cursor) q.whereRaw('(t.created_at, t.id) < (?::timestamptz, ?::uuid)', [f.cursor.t, f.cursor.id]);
   return q;
 }

@@ -56,6 +56,7 @@ describe('faults: slow, stalled and cut connections to Postgres and Redis', () =
       waitS: 1,
       warmupMs: 3000,
       afterMs: 4000,
+      giveUpMs: 30_000,
       async fault(ctx) {
         const { pg, redis } = ctx.proxies!;
         await ctx.harm('every open postgres and redis connection goes silent');
