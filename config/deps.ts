@@ -26,8 +26,8 @@ export async function createDeps(config: Config, options: DepsOptions = {}): Pro
   if (!config.DATABASE_URL || !config.REDIS_URL) throw new Error('DATABASE_URL and REDIS_URL must be set (npm start sets them for the embedded stack)');
   const logger = options.logger ?? createLogger(config.LOG_LEVEL);
   const metrics = createMetrics();
-  const db = createKnex(config.DATABASE_URL, config.DB_POOL_MAX, (err) => logger.warn({ err: err.message }, 'postgres client error'));
-  const redis = createRedis(config.REDIS_URL, producerOptions(), (err) => logger.warn({ err: err.message }, 'redis producer error'));
+  const db = createKnex(config.DATABASE_URL, config.DB_POOL_MAX, (err) => logger.warn({ err: err.message }, 'postgres client error'), config.DB_QUERY_TIMEOUT_MS);
+  const redis = createRedis(config.REDIS_URL, producerOptions(config.REDIS_COMMAND_TIMEOUT_MS), (err) => logger.warn({ err: err.message }, 'redis producer error'));
   try {
     await whenReady(redis);
   } catch (err) {

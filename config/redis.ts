@@ -4,13 +4,14 @@ import { Redis, type RedisOptions } from 'ioredis';
  * Producers (the API) fail fast when Redis is down: the operation row is already durable and the
  * reconciler enqueues it later, so a request must not hang on a dead Redis.
  */
-export function producerOptions(): RedisOptions {
-  return { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false };
+export function producerOptions(commandTimeoutMs = 2000): RedisOptions {
+  // commandTimeout: a reply that never comes (half-open connection) fails like a refused one.
+  return { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: commandTimeoutMs, keepAlive: 10_000, lazyConnect: false };
 }
 
 /** Workers block on Redis and must keep retrying forever (BullMQ requires maxRetriesPerRequest: null). */
 export function workerOptions(): RedisOptions {
-  return { maxRetriesPerRequest: null, enableOfflineQueue: true };
+  return { maxRetriesPerRequest: null, enableOfflineQueue: true, keepAlive: 10_000 };
 }
 
 export function createRedis(url: string, options: RedisOptions, onError: (err: Error) => void): Redis {

@@ -42,10 +42,23 @@ export function newestFirst<Q extends Knex.QueryBuilder>(db: Db, query: Q, table
   return query;
 }
 
-export function createKnex(databaseUrl: string, poolMax: number, onError: (err: Error) => void): Knex {
+/**
+ * `queryTimeoutMs` bounds every query on both sides (statement_timeout in Postgres, query_timeout
+ * in the client) and TCP keepalive is on, so a silent, half-open connection fails a request or a
+ * job instead of holding it, and its card partition, forever. 0 means no limit (migrations, bulk
+ * loads).
+ */
+export function createKnex(databaseUrl: string, poolMax: number, onError: (err: Error) => void, queryTimeoutMs = 0): Knex {
   const knex = knexFactory({
     client: 'pg',
-    connection: { connectionString: databaseUrl, application_name: 'mps' },
+    connection: {
+      connectionString: databaseUrl,
+      application_name: 'mps',
+      keepAlive: true,
+      connectionTimeoutMillis: 5000,
+      ...(queryTimeoutMs ? { statement_timeout: queryTimeoutMs, query_timeout: queryTimeoutMs + 1000 } : {}),
+    },
+    acquireConnectionTimeout: 10_000,
     pool: {
       min: 0,
       max: poolMax,

@@ -56,8 +56,11 @@ export async function runDeliverWebhook(deps: Deps, payload: WebhookPayload): Pr
   if (endpoint.previous_secret_enc && clock.previous_valid) secrets.push(open(endpoint.previous_secret_enc, config.ENCRYPTION_KEY));
 
   if (!(await takeEndpointSlot(deps, endpoint.id))) {
-    // The endpoint already has its share of attempts in flight (it may be hanging): try again shortly, uncounted.
-    await deps.queues.webhooks.add('deliver', { deliveryId: delivery.id }, { ...webhookJobOptions(delivery.id, delivery.attempts, 1000 + Math.floor(Math.random() * 1000)), jobId: `${delivery.id}-${delivery.attempts}-w${Date.now()}` });
+    // The endpoint already has its share of attempts in flight (it may be hanging): try again shortly,
+    // uncounted, and move the due time so the relay does not take the delivery for lost.
+    const wait = 1000 + Math.floor(Math.random() * 1000);
+    await db('webhook_deliveries').where({ id: delivery.id }).update({ next_attempt_at: db.raw('now() + make_interval(secs => ?)', [wait / 1000]) });
+    await deps.queues.webhooks.add('deliver', { deliveryId: delivery.id }, { ...webhookJobOptions(delivery.id, delivery.attempts, wait), jobId: `${delivery.id}-${delivery.attempts}-w${Date.now()}` });
     return { status: 'deferred' };
   }
   const attempt = await post(endpoint.url, body, {

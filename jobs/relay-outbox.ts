@@ -39,12 +39,22 @@ export async function runRelayOutbox(deps: Deps): Promise<{ relayed: number; enq
     enqueued += await enqueueDeliveries(deps, batch.deliveries.map((id) => ({ id, attempts: 0 })));
     if (batch.events < BATCH) break;
   }
-  enqueued += await enqueueDeliveries(deps, await listOverdueDeliveries(db, OVERDUE_GRACE_S, BATCH));
+  enqueued += await enqueueDeliveries(deps, await listOverdueDeliveries(db, OVERDUE_GRACE_S, BATCH), true);
   return { relayed, enqueued };
 }
 
-async function enqueueDeliveries(deps: Deps, deliveries: { id: string; attempts: number }[]): Promise<number> {
+/**
+ * New deliveries get the job id of their first attempt. Overdue ones (`again`) get a fresh id: the
+ * id of their due attempt may still be held by a job BullMQ keeps (completed after deferring, or
+ * failed through an outage), which would make the add a silent no-op.
+ */
+async function enqueueDeliveries(deps: Deps, deliveries: { id: string; attempts: number }[], again = false): Promise<number> {
   if (!deliveries.length) return 0;
-  await deps.queues.webhooks.addBulk(deliveries.map((d) => ({ name: 'deliver', data: { deliveryId: d.id }, opts: webhookJobOptions(d.id, d.attempts, 0) })));
+  await deps.queues.webhooks.addBulk(
+    deliveries.map((d) => {
+      const opts = webhookJobOptions(d.id, d.attempts, 0);
+      return { name: 'deliver', data: { deliveryId: d.id }, opts: again ? { ...opts, jobId: `${opts.jobId}-o${Date.now()}` } : opts };
+    }),
+  );
   return deliveries.length;
 }

@@ -8,7 +8,6 @@ import { findActiveKeyByHash } from '../../db/queries/api-keys.js';
 interface CacheEntry {
   principal: Principal | null;
   until: number;
-  expiresAt: number | null;
 }
 
 /**
@@ -31,14 +30,14 @@ export function authenticate(deps: Pick<Deps, 'db' | 'config'>) {
       entry = {
         principal: row ? toPrincipal(row) : null,
         until: now + deps.config.AUTH_CACHE_TTL_MS,
-        expiresAt: row?.expires_at ? new Date(row.expires_at).getTime() : null,
       };
       if (deps.config.AUTH_CACHE_TTL_MS > 0) {
         if (cache.size > 10_000) cache.clear();
         cache.set(hash, entry);
       }
     }
-    if (!entry.principal || (entry.expiresAt !== null && entry.expiresAt <= now)) {
+    // Expiry was judged by Postgres in the lookup; a cached answer lives at most AUTH_CACHE_TTL_MS.
+    if (!entry.principal) {
       return next(new AppError('UNAUTHENTICATED', 'Missing or unknown API key'));
     }
     req.principal = entry.principal;

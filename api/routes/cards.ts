@@ -37,7 +37,9 @@ export function cardRoutes(deps: Deps): Router {
   router.post('/cards', allow('admin', 'app'), async (req, res) => {
     const body = parse(createCardBody, req.body);
     const faceValue = body.face_value === undefined ? null : parseAmount(body.face_value, Math.min(config.MAX_AMOUNT, config.MAX_BALANCE), 'face_value');
-    if (body.expires_at !== undefined && Date.parse(body.expires_at) <= Date.now()) throw fieldError('expires_at', 'must be in the future');
+    if (body.expires_at !== undefined && (await db.raw<{ rows: { past: boolean }[] }>('SELECT ?::timestamptz <= now() AS past', [body.expires_at])).rows[0]!.past) {
+      throw fieldError('expires_at', 'must be in the future');
+    }
     const owner = await findMember(db, body.owner_member_id);
     if (!owner) throw notFound('member');
     requireActiveMember(owner);
