@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { loadConfig, type Config } from '../../config/env.js';
 import { closeDeps, createDeps, type Deps } from '../../config/deps.js';
+import type { Logger } from '../../config/logger.js';
 import { createApp } from '../../api/app.js';
 import { OperationWaiter } from '../../api/operation-waiter.js';
 import { startWorkers, type RunningWorkers } from '../../workers/main.js';
@@ -24,12 +25,12 @@ export interface TestSystem {
  * The API in-process on port 0 and (unless `workers: false`) the workers, against the run's real
  * Postgres and Redis, with a queue prefix of its own so that test files never share jobs.
  */
-export async function startSystem(overrides: Partial<Config> = {}, options: { workers?: boolean } = {}): Promise<TestSystem> {
+export async function startSystem(overrides: Partial<Config> = {}, options: { workers?: boolean; logger?: Logger } = {}): Promise<TestSystem> {
   const config = loadConfig(
     { DATABASE_URL: testEnv.databaseUrl, REDIS_URL: testEnv.redisUrl, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', NODE_ENV: 'test' },
     { QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`, AUTH_CACHE_TTL_MS: 0, DB_POOL_MAX: 10, ENCRYPTION_KEY: randomBytes(32).toString('hex'), ...overrides },
   );
-  const deps = await createDeps(config);
+  const deps = await createDeps(config, { logger: options.logger });
   const waiter = new OperationWaiter(deps);
   await waiter.start();
   const app = createApp(deps, waiter);
