@@ -52,7 +52,7 @@ const schema = z.object({
   DATABASE_URL: optionalUrl(['postgres://', 'postgresql://']),
   REDIS_URL: optionalUrl(['redis://', 'rediss://']),
   DB_POOL_MAX: int(20, 1, 500),
-  DB_QUERY_TIMEOUT_MS: int(30_000, 100, 600_000),
+  DB_QUERY_TIMEOUT_MS: int(10_000, 100, 600_000),
   REDIS_COMMAND_TIMEOUT_MS: int(2000, 50, 60_000),
   MPS_ADMIN_KEY: z
     .string()

@@ -5,13 +5,15 @@ import { Redis, type RedisOptions } from 'ioredis';
  * reconciler enqueues it later, so a request must not hang on a dead Redis.
  */
 export function producerOptions(commandTimeoutMs = 2000): RedisOptions {
-  // commandTimeout: a reply that never comes (half-open connection) fails like a refused one.
-  return { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: commandTimeoutMs, keepAlive: 10_000, lazyConnect: false };
+  // commandTimeout fails a command whose reply never comes; socketTimeout also drops such a
+  // (half-open) socket and reconnects, so the next commands do not wait on it too.
+  return { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: commandTimeoutMs, socketTimeout: commandTimeoutMs * 2, keepAlive: 10_000, lazyConnect: false };
 }
 
 /** Workers block on Redis and must keep retrying forever (BullMQ requires maxRetriesPerRequest: null). */
 export function workerOptions(): RedisOptions {
-  return { maxRetriesPerRequest: null, enableOfflineQueue: true, keepAlive: 10_000 };
+  // socketTimeout above BullMQ's longest block (drainDelay 5 s): a silent socket is dropped and reconnected.
+  return { maxRetriesPerRequest: null, enableOfflineQueue: true, keepAlive: 10_000, socketTimeout: 20_000 };
 }
 
 export function createRedis(url: string, options: RedisOptions, onError: (err: Error) => void): Redis {

@@ -65,12 +65,33 @@ export function createKnex(databaseUrl: string, poolMax: number, onError: (err: 
       // Every pooled client gets an error listener: an idle client whose server went away must not crash the process.
       afterCreate: (conn: pg.Client, done: (err: Error | null, conn: pg.Client) => void) => {
         conn.on('error', onError);
+        endOnReadTimeout(conn);
         done(null, conn);
       },
     },
     migrations: { migrationSource, tableName: 'knex_migrations' },
   });
   return knex;
+}
+
+/**
+ * After a client-side query timeout node-postgres keeps the connection busy with the lost query,
+ * and knex would hand it out again. Ending it makes knex drop it from the pool (a silent,
+ * half-open connection then costs one query, not every query after it).
+ */
+function endOnReadTimeout(conn: pg.Client): void {
+  const query = conn.query.bind(conn) as (...args: unknown[]) => unknown;
+  (conn as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const last = args.length - 1;
+    const callback = args[last];
+    if (typeof callback === 'function') {
+      args[last] = (err: Error | null, ...rest: unknown[]) => {
+        if (err?.message === 'Query read timeout') conn.end().catch(() => undefined);
+        return (callback as (...a: unknown[]) => unknown)(err, ...rest);
+      };
+    }
+    return query(...args);
+  };
 }
 
 export async function migrateLatest(knex: Knex): Promise<string[]> {

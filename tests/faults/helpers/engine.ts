@@ -72,7 +72,7 @@ export class EngineProcess {
         const n = /"reenqueued":(\d+)/.exec(line);
         if (n) this.reenqueued += Number(n[1]);
       }
-      if (/[Mm]issing lock|lock mismatch|[Ll]ock.*not.*owned/.test(line)) {
+      if (/missing lock|lock mismatch|lock.*not.*owned|could not renew lock/i.test(line)) {
         this.lockErrors++;
         if (this.lockLines.length < 5) this.lockLines.push(line.slice(0, 300));
       }
@@ -240,6 +240,13 @@ export class Engine {
     if (this.api.alive) await this.api.kill9();
     this.api.clockOffset = this.clock.api;
     await this.api.start();
+  }
+
+  /** Starts the scheduler again after it died. */
+  async restartScheduler(): Promise<void> {
+    if (this.scheduler.alive) await this.scheduler.kill9();
+    this.scheduler.clockOffset = this.clock.scheduler;
+    await this.scheduler.start();
   }
 
   all(): EngineProcess[] {

@@ -81,7 +81,18 @@ export interface ScenarioReport {
 }
 
 const reports: ScenarioReport[] = [];
-export const allReports = () => reports;
+
+// A root-level hook (loaded while mocha reads the spec files): one line per scenario at the end of the run.
+if (typeof after === 'function') {
+  after(() => {
+    if (!reports.length) return;
+    console.log('\n  fault suite summary (scenario: held? accepted, succeeded, client retries, time to recover, seconds):');
+    for (const r of reports) {
+      const c = r.counts as { accepted?: number; succeeded?: number; client_retries?: number; recover_s?: number };
+      console.log(`    ${r.ok ? 'held  ' : 'BROKEN'} ${r.title.slice(0, 70).padEnd(70)} accepted ${c.accepted ?? '?'}, succeeded ${c.succeeded ?? '?'}, retries ${c.client_retries ?? '?'}, recover ${c.recover_s?.toFixed(1) ?? '?'} s, ${r.durationS.toFixed(0)} s`);
+    }
+  });
+}
 
 let counter = 0;
 
@@ -111,9 +122,9 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioReport> {
   const problems: string[] = [];
   let engine: Engine | undefined;
   let proxies: { pg: FaultProxy; redis: FaultProxy } | undefined;
-  let loadStart = Date.now();
-  const elapsedS = () => (Date.now() - loadStart) / 1000;
-  const note = (message: string) => timeline.push(`+${elapsedS().toFixed(1)} s ${message}`);
+  let loadStart = 0;
+  const elapsedS = () => (loadStart ? (Date.now() - loadStart) / 1000 : 0);
+  const note = (message: string) => timeline.push(loadStart ? `+${elapsedS().toFixed(1)} s ${message}` : `setup: ${message}`);
   const watch = new RecoveryWatch(db);
   const harm = async (message: string) => {
     const point = await watch.add();
