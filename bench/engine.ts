@@ -1,6 +1,38 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { freePort } from '../dev/stack.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, startLocalStack } from '../dev/stack.js';
+
+export interface BenchStores {
+  databaseUrl: string;
+  redisUrl: string;
+  /** True when the bench started its own Postgres and Redis (a throwaway temp folder). */
+  embedded: boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * DATABASE_URL / REDIS_URL when given (REDIS_URL only if `needsRedis`), else an embedded Postgres
+ * and redis-server in a temp folder that stop() removes.
+ */
+export async function benchStores(name: string, needsRedis = true): Promise<BenchStores> {
+  const { DATABASE_URL, REDIS_URL } = process.env;
+  if (DATABASE_URL && (REDIS_URL || !needsRedis)) {
+    return { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL ?? '', embedded: false, stop: async () => undefined };
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), `mps-${name}-`));
+  const stack = await startLocalStack(dataDir, { persistent: false, database: 'mps_bench' });
+  return {
+    databaseUrl: stack.databaseUrl,
+    redisUrl: stack.redisUrl,
+    embedded: true,
+    stop: async () => {
+      await stack.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
 
 export interface EngineProcess {
   name: string;

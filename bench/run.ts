@@ -1,12 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createKnex, migrateLatest } from '../db/knex.js';
-import { startLocalStack, type LocalStack } from '../dev/stack.js';
-import { sampleProcess, startEngine } from './engine.js';
+import { benchStores, sampleProcess, startEngine } from './engine.js';
 import { checkInvariants } from './invariants.js';
 import { LoadGenerator, closedLoop, isDecline, openLoop, type Action } from './load.js';
 import { runPgbench } from './pgbench.js';
@@ -57,16 +55,8 @@ async function main() {
   const expected = loop === 'open' ? rate * duration * (scenario === 'burst' ? 1.5 : 1) : 1500 * duration;
   const membersPerCard = Math.max(4, Math.ceil((expected * mix.charge * 1.5) / cards));
 
-  let stack: LocalStack | undefined;
-  let dataDir: string | undefined;
-  let databaseUrl = process.env.DATABASE_URL;
-  let redisUrl = process.env.REDIS_URL;
-  if (!databaseUrl || !redisUrl) {
-    dataDir = mkdtempSync(join(tmpdir(), 'mps-bench-'));
-    stack = await startLocalStack(dataDir, { persistent: false, database: 'mps_bench' });
-    databaseUrl = stack.databaseUrl;
-    redisUrl = stack.redisUrl;
-  }
+  const stores = await benchStores('bench');
+  const { databaseUrl, redisUrl } = stores;
   const db = createKnex(databaseUrl, 4, () => undefined);
   await migrateLatest(db);
   console.log(`preloading ${cards} cards × ${membersPerCard} members (one fresh QR each) …`);
@@ -123,8 +113,7 @@ async function main() {
   if (!args['skip-pgbench'] && spawnSync('pgbench', ['--version']).status === 0) pgbench = await runPgbench(db, databaseUrl, Math.min(duration, 30));
   await engine.stop();
   await db.destroy();
-  await stack?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await stores.stop();
 
   const charges = gen.samples.filter((s) => s.action === 'charge');
   const chargesDone = charges.filter((s) => s.outcome === 'succeeded' || isDecline(s.outcome));

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
-import { cpus, totalmem, tmpdir } from 'node:os';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createKnex, migrateLatest } from '../db/knex.js';
 import { generateSettlements } from '../db/queries/settlements.js';
 import { createApiKey } from '../db/queries/api-keys.js';
-import { startLocalStack, type LocalStack } from '../dev/stack.js';
-import { startEngine } from './engine.js';
+import { benchStores, startEngine } from './engine.js';
 import { preload } from './preload.js';
 import { summarize } from './stats.js';
 
@@ -35,16 +34,8 @@ async function main() {
   const cards = Number(args.cards);
   const total = Number(args.transactions);
   const dayCount = Number(args.day);
-  let stack: LocalStack | undefined;
-  let dataDir: string | undefined;
-  let databaseUrl = process.env.DATABASE_URL;
-  let redisUrl = process.env.REDIS_URL;
-  if (!databaseUrl || !redisUrl) {
-    dataDir = mkdtempSync(join(tmpdir(), 'mps-scale-'));
-    stack = await startLocalStack(dataDir, { persistent: false, database: 'mps_scale' });
-    databaseUrl = stack.databaseUrl;
-    redisUrl = stack.redisUrl;
-  }
+  const stores = await benchStores('scale');
+  const { databaseUrl, redisUrl } = stores;
   const db = createKnex(databaseUrl, 4, () => undefined);
   await migrateLatest(db);
   const timings: Record<string, number> = {};
@@ -122,8 +113,7 @@ async function main() {
   const settled = await time('settlement of the 100k-transaction day', () => generateSettlements(db, day, 'Asia/Taipei'));
   const settledCount = settled.reduce((n, s) => n + s.payment_count, 0);
   await db.destroy();
-  await stack?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await stores.stop();
 
   const result = {
     scenario: 'scale',

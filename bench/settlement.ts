@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { cpus, totalmem } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { startLocalStack, type LocalStack } from '../dev/stack.js';
+import { benchStores } from './engine.js';
 import { createKnex, migrateLatest } from '../db/knex.js';
 import { generateSettlements } from '../db/queries/settlements.js';
 
@@ -22,14 +20,8 @@ const TZ = 'Asia/Taipei';
 const RERUNS = 3;
 
 async function main(): Promise<void> {
-  let stack: LocalStack | undefined;
-  let dataDir: string | undefined;
-  let databaseUrl = process.env.DATABASE_URL;
-  if (!databaseUrl) {
-    dataDir = mkdtempSync(join(tmpdir(), 'mps-bench-settlement-'));
-    stack = await startLocalStack(dataDir, { persistent: false, database: 'mps_bench' });
-    databaseUrl = stack.databaseUrl;
-  }
+  const stores = await benchStores('bench-settlement', false);
+  const { databaseUrl } = stores;
   const db = createKnex(databaseUrl, 4, (err) => console.error('postgres client error', err.message));
   const tag = randomBytes(4).toString('hex').toUpperCase();
   try {
@@ -134,7 +126,7 @@ async function main(): Promise<void> {
     const cpu = cpus();
 
     console.log('MPS settlement bench');
-    console.log(`  machine:       ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, Postgres ${version[0]!.v}${stack ? ' (embedded, fsync on)' : ' (DATABASE_URL)'}`);
+    console.log(`  machine:       ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, Postgres ${version[0]!.v}${stores.embedded ? ' (embedded, fsync on)' : ' (DATABASE_URL)'}`);
     console.log(`  data:          ${data.payments} payments + ${data.refunds} refunds = ${data.payments + data.refunds} transactions on local day ${DAY} (${TZ}), ${MERCHANTS} merchants, ${CARDS} cards; table holds ${totalRows[0]!.n} rows`);
     console.log(`  bulk load:     ${loadMs.toFixed(0)} ms (generate_series; ms per step: ${steps.join(', ')})`);
     console.log(`  settle day:    ${firstMs.toFixed(1)} ms → ${created.length} settlements created`);
@@ -142,7 +134,7 @@ async function main(): Promise<void> {
     console.log(`  check:         Σ gross ${data.gross} = ${sumGross}, Σ refunds ${data.refunded} = ${sumRefunds}, counts ${sumPayments}/${sumRefundCount} → ${ok ? 'OK' : 'MISMATCH'}`);
     if (!ok) process.exitCode = 1;
   } finally {
-    if (!stack) {
+    if (!stores.embedded) {
       // A shared database: leave it as it was found.
       await db.raw(`DELETE FROM settlements WHERE merchant_id IN (SELECT id FROM merchants WHERE code LIKE 'BENCH' || ? || '\\_%')`, [tag]);
       await db.raw(`DELETE FROM transactions WHERE type = 'refund' AND tx_no LIKE 'REFBENCH' || ? || '%'`, [tag]);
@@ -153,8 +145,7 @@ async function main(): Promise<void> {
       await db.raw(`DELETE FROM merchants WHERE code LIKE 'BENCH' || ? || '\\_%'`, [tag]);
     }
     await db.destroy();
-    await stack?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await stores.stop();
   }
 }
 
