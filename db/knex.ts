@@ -21,6 +21,20 @@ export type Db = Knex | Knex.Transaction;
  */
 export const cursorTime = (db: Db, column: string) => db.raw(`to_char(?? AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_t`, [column]);
 
+/** One SQL statement, built but not yet run (what knex's toSQL() gives). */
+export type Statement = Pick<Knex.Sql, 'sql' | 'bindings'>;
+
+/**
+ * Runs plain statements (none may begin with WITH) in one round trip: `main` answers, the others
+ * ride along as data-modifying CTEs. They share one snapshot, so none sees the others' rows and
+ * no two may change the same row; constraints are checked once all of them are done.
+ */
+export async function runTogether<T = Record<string, unknown>>(db: Db, main: Statement, riders: readonly Statement[] = []): Promise<T[]> {
+  const sql = riders.length ? `WITH ${riders.map((s, i) => `w${i} AS (${s.sql})`).join(', ')} ${main.sql}` : main.sql;
+  const { rows } = await db.raw<{ rows: T[] }>(sql, [...riders.flatMap((s) => s.bindings), ...main.bindings]);
+  return rows;
+}
+
 export interface PageRequest {
   limit: number;
   cursor?: { t: string; id: string };

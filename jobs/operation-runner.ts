@@ -2,23 +2,25 @@ import type { Knex } from 'knex';
 import type { Deps } from '../config/deps.js';
 import { AppError } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
-import { appendAudit } from '../db/queries/audit-events.js';
-import type { EventType, OutboxEvent } from '../db/queries/events.js';
+import { auditAppend } from '../db/queries/audit-events.js';
+import { eventInsert, type EventType, type OutboxEvent } from '../db/queries/events.js';
+import type { Statement } from '../db/knex.js';
 import { finishOperation, isTerminal, lockOperation, markProcessing, type OperationRecord } from '../db/queries/operations.js';
 import { operationDoneChannel } from '../api/operation-waiter.js';
 import { crashPoint } from './crash-points.js';
 
-/** What a successful operation wrote, for the outbox and the audit trail. */
+/** What a successful operation writes (sent in one round trip), answers, and tells the outbox and the audit trail. */
 export interface Applied {
+  writes: Statement[];
   result: Record<string, unknown>;
   event: { merchantId: string | null; type: EventType; data: Record<string, unknown> };
   audit: { action: string; objectType: string; objectId: string; context: Record<string, unknown> };
 }
 
 /**
- * Applies the business rules of one operation to the locked rows. Throws a non-retryable
- * AppError for a business refusal (the operation then fails with that code); any other error is
- * infrastructure trouble and the job is retried.
+ * Applies the business rules of one operation to the rows it locks, and returns the writes that
+ * follow, unsent. Throws a non-retryable AppError for a business refusal (the operation then
+ * fails with that code); any other error is infrastructure trouble and the job is retried.
  */
 export type ApplyOperation = (trx: Knex.Transaction, op: OperationRecord, deps: Deps) => Promise<Applied>;
 
@@ -36,8 +38,9 @@ export async function runOperation(deps: Deps, operationId: string, apply: Apply
       const op = await lockOperation(trx, operationId);
       if (!op || isTerminal(op.status)) return undefined;
       const applied = await apply(trx, op, deps);
-      const row = await finishOperation(trx, op.id, { status: 'succeeded', result: applied.result }, { ...applied.event, data: { operation_id: op.id, ...applied.event.data } });
-      await appendAudit(trx, { ...actorOf(op), ...applied.audit });
+      const audit = await auditAppend(trx, { ...actorOf(op), ...applied.audit });
+      const event = eventInsert(trx, { ...applied.event, data: { operation_id: op.id, ...applied.event.data } }).toSQL();
+      const row = await finishOperation(trx, op.id, { status: 'succeeded', result: applied.result }, [...applied.writes, event, ...audit]);
       crashPoint(deps.config, 'before-commit');
       return row;
     });
@@ -66,9 +69,8 @@ export async function failOperation(deps: Deps, operationId: string, error: AppE
             data: { operation_id: op.id, amount: formatMinor(op.amount_minor), external_order_id: op.params.external_order_id ?? null, error: { code: error.code, message: error.message } },
           }
         : undefined;
-    const row = await finishOperation(trx, op.id, { status: 'failed', code: error.code, message: error.message }, event);
-    await appendAudit(trx, { ...actorOf(op), action: `${op.type}.failed`, objectType: 'operation', objectId: op.id, context: { code: error.code } });
-    return row;
+    const audit = await auditAppend(trx, { ...actorOf(op), action: `${op.type}.failed`, objectType: 'operation', objectId: op.id, context: { code: error.code } });
+    return finishOperation(trx, op.id, { status: 'failed', code: error.code, message: error.message }, [...(event ? [eventInsert(trx, event).toSQL()] : []), ...audit]);
   });
   if (failed) await announce(deps, failed);
   return { status: 'failed', code: error.code };

@@ -1,12 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Deps } from '../config/deps.js';
 import { isRechargeable } from '../domain/discount.js';
 import { AppError } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
-import { changeBalance } from '../db/queries/ledgers.js';
+import { cardChange } from '../db/queries/ledgers.js';
 import { lockCard } from '../db/queries/member-cards.js';
 import type { OperationRecord } from '../db/queries/operations.js';
-import { insertTransaction } from '../db/queries/transactions.js';
+import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
 import type { OperationPayload } from './names.js';
 import { runOperation, type Applied } from './operation-runner.js';
 
@@ -16,9 +17,11 @@ export const runRecharge = (deps: Deps, payload: OperationPayload) => runOperati
 async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
   const card = op.card_id ? await lockCard(trx, op.card_id) : undefined;
   if (!card || !isRechargeable(card.type)) throw new AppError('RECHARGE_NOT_ALLOWED', `Only prepaid and corporate cards can be recharged`);
-  const { rows } = await trx.raw<{ rows: { owner_status: string; actor_status: string | null }[] }>(
+  // Who is involved, and the recharge's number (reserved here; a refused recharge leaves a gap).
+  const { rows } = await trx.raw<{ rows: { owner_status: string; actor_status: string | null; tx_no: string }[] }>(
     `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS owner_status,
-            (SELECT status FROM member_profiles WHERE id = ?) AS actor_status`,
+            (SELECT status FROM member_profiles WHERE id = ?) AS actor_status,
+            ${nextTxNoSql('recharge')} AS tx_no`,
     [card.owner_member_id, op.member_id],
   );
   const parties = rows[0]!;
@@ -28,8 +31,10 @@ async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: D
   if (card.balance_minor + op.amount_minor > deps.config.MAX_BALANCE) {
     throw new AppError('BALANCE_LIMIT_EXCEEDED', `A card may hold at most ${formatMinor(deps.config.MAX_BALANCE)}`, { balance: formatMinor(card.balance_minor) });
   }
-  const tx = await insertTransaction(trx, {
-    type: 'recharge',
+  const tx = {
+    id: randomUUID(),
+    tx_no: parties.tx_no,
+    type: 'recharge' as const,
     operation_id: op.id,
     card_id: card.id,
     member_id: op.member_id ?? card.owner_member_id,
@@ -38,10 +43,12 @@ async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: D
     via_balance: true,
     payment_method: op.payment_method,
     tag: op.params.tag ?? null,
-  });
-  const balance = await changeBalance(trx, card, { delta: op.amount_minor, transactionId: tx.id, reason: 'recharge' });
+  };
+  const { statements: cardWrites, after } = cardChange(trx, card, null, { transactionId: tx.id, balance: { delta: op.amount_minor, reason: 'recharge' } });
+  const balance = after.balance;
   const result = { tx_no: tx.tx_no, card_id: card.id, amount: formatMinor(op.amount_minor), balance: formatMinor(balance) };
   return {
+    writes: [transactionInsert(trx, tx), ...cardWrites],
     result,
     event: { merchantId: null, type: 'recharge.succeeded', data: { tx_no: tx.tx_no, card_id: card.id, amount: result.amount } },
     audit: { action: 'recharge.succeeded', objectType: 'transaction', objectId: tx.tx_no, context: { operation_id: op.id, card_id: card.id, amount_minor: op.amount_minor } },

@@ -1,13 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Deps } from '../config/deps.js';
 import { AppError } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
 import { paymentStatusAfterRefund, pointsClawback } from '../domain/refund-math.js';
-import { changeCard } from '../db/queries/ledgers.js';
-import { loadLevels } from '../db/queries/levels.js';
+import { cardChange } from '../db/queries/ledgers.js';
+import { toLevels } from '../db/queries/levels.js';
 import { lockCard } from '../db/queries/member-cards.js';
 import type { OperationRecord } from '../db/queries/operations.js';
-import { insertTransaction, lockPaymentForRefund, recordRefundOnPayment } from '../db/queries/transactions.js';
+import { lockPaymentForRefund, refundOnPayment, transactionInsert } from '../db/queries/transactions.js';
 import type { OperationPayload } from './names.js';
 import { runOperation, type Applied } from './operation-runner.js';
 
@@ -37,8 +38,10 @@ async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Dep
   });
   const refundedTotal = payment.refunded_amount_minor + op.amount_minor;
   const originalStatus = paymentStatusAfterRefund(payment.final_amount_minor, refundedTotal);
-  const refund = await insertTransaction(trx, {
-    type: 'refund',
+  const refund = {
+    id: randomUUID(),
+    tx_no: payment.refund_tx_no,
+    type: 'refund' as const,
     operation_id: op.id,
     card_id: card.id,
     member_id: payment.member_id,
@@ -51,17 +54,15 @@ async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Dep
     payment_method: payment.payment_method,
     reason: op.params.reason ?? null,
     tag: op.params.tag ?? null,
-  });
-  await changeCard(trx, card, clawed > 0 ? await loadLevels(trx) : null, {
+  };
+  const { statements: cardWrites } = cardChange(trx, card, toLevels(payment.levels), {
     transactionId: refund.id,
     balance: payment.via_balance ? { delta: op.amount_minor, reason: 'refund' } : undefined,
     points: { delta: -clawed, reason: 'clawback' },
+    // A voucher whose only use is refunded in full can be used again (its value is back on it).
+    status: card.type === 'voucher' && card.status === 'used' && originalStatus === 'refunded' ? 'active' : undefined,
   });
-  await recordRefundOnPayment(trx, payment.id, { refunded: op.amount_minor, clawed, status: originalStatus });
-  // A voucher whose only use is refunded in full can be used again (its value is back on it).
-  if (card.type === 'voucher' && card.status === 'used' && originalStatus === 'refunded') {
-    await trx('member_cards').where({ id: card.id }).update({ status: 'active', updated_at: trx.fn.now() });
-  }
+  const writes = [transactionInsert(trx, refund), ...cardWrites, refundOnPayment(trx, payment.id, { refunded: op.amount_minor, clawed, status: originalStatus })];
 
   const result = {
     refund_tx_no: refund.tx_no,
@@ -71,6 +72,7 @@ async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Dep
     original_status: originalStatus,
   };
   return {
+    writes,
     result,
     event: { merchantId: op.merchant_id, type: 'refund.succeeded', data: { ...result, reason: refund.reason, tag: refund.tag } },
     audit: { action: 'refund.succeeded', objectType: 'transaction', objectId: refund.tx_no, context: { operation_id: op.id, original_tx_no: payment.tx_no, amount_minor: op.amount_minor } },

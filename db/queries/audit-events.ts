@@ -1,4 +1,4 @@
-import type { Db } from '../knex.js';
+import { runTogether, type Db, type Statement } from '../knex.js';
 import { GENESIS_HASH, chainHash, type AuditFields } from '../../domain/audit-chain.js';
 
 export interface AuditInput {
@@ -15,25 +15,41 @@ export interface AuditInput {
   chain?: string;
 }
 
-// Namespace of the advisory locks that make appends to one chain take turns.
-const AUDIT_LOCK_SPACE = 7_246_001;
+interface ChainHead {
+  id: number;
+  now: Date;
+  prev: string;
+}
 
 /**
- * Appends to a hash chain inside the caller's transaction. The advisory lock makes appends to the
- * chain take turns from here to commit, so each event links to the one committed before it. Call
- * it last in a transaction to keep that turn short.
+ * Takes the chain's turn until commit (the row lock on its head; the first append of a chain
+ * creates the head) and reserves the next event id, so each event links to the one committed
+ * before it. Call it late in a transaction to keep that turn short.
  */
-export async function appendAudit(trx: Db, input: AuditInput): Promise<void> {
+async function lockChainHead(trx: Db, chain: string): Promise<ChainHead> {
+  const lock = () =>
+    trx.raw<{ rows: ChainHead[] }>(
+      `SELECT hash AS prev, nextval('audit_events_id_seq') AS id, date_trunc('milliseconds', now()) AS now
+         FROM audit_chain_heads WHERE chain = ? FOR UPDATE`,
+      [chain],
+    );
+  let { rows } = await lock();
+  if (!rows[0]) {
+    await trx.raw(`INSERT INTO audit_chain_heads (chain, last_id, hash) VALUES (?, 0, ?) ON CONFLICT (chain) DO NOTHING`, [chain, GENESIS_HASH]);
+    ({ rows } = await lock());
+  }
+  return rows[0]!;
+}
+
+/**
+ * Takes the chain's turn (see lockChainHead) and returns the statements that append the event
+ * and move the head, for the caller to run with its own writes (runTogether) before commit.
+ */
+export async function auditAppend(trx: Db, input: AuditInput): Promise<Statement[]> {
   const chain = input.chain ?? 'main';
-  await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [AUDIT_LOCK_SPACE, chain]);
-  const { rows } = await trx.raw<{ rows: { id: number; now: Date; prev: string | null }[] }>(
-    `SELECT nextval('audit_events_id_seq') AS id, date_trunc('milliseconds', now()) AS now,
-            (SELECT hash FROM audit_events WHERE chain = ? ORDER BY id DESC LIMIT 1) AS prev`,
-    [chain],
-  );
-  const head = rows[0]!;
+  const head = await lockChainHead(trx, chain);
   const fields: AuditFields = {
-    id: head.id,
+    id: Number(head.id),
     chain,
     actor_type: input.actorType,
     actor_id: input.actorId ?? null,
@@ -46,8 +62,17 @@ export async function appendAudit(trx: Db, input: AuditInput): Promise<void> {
     ip: input.ip ?? null,
     created_at: head.now.toISOString(),
   };
-  const prevHash = head.prev ?? GENESIS_HASH;
-  await trx('audit_events').insert({ ...fields, context: JSON.stringify(fields.context), created_at: head.now, prev_hash: prevHash, hash: chainHash(prevHash, fields) });
+  const hash = chainHash(head.prev, fields);
+  return [
+    trx('audit_events').insert({ ...fields, context: JSON.stringify(fields.context), created_at: head.now, prev_hash: head.prev, hash }).toSQL(),
+    trx('audit_chain_heads').where({ chain }).update({ last_id: fields.id, hash }).toSQL(),
+  ];
+}
+
+/** Appends an event to its hash chain inside the caller's transaction. */
+export async function appendAudit(trx: Db, input: AuditInput): Promise<void> {
+  const [insert, moveHead] = await auditAppend(trx, input);
+  await runTogether(trx, insert!, [moveHead!]);
 }
 
 interface AuditRow extends Omit<AuditFields, 'created_at'> {

@@ -1,4 +1,4 @@
-import type { Db } from '../knex.js';
+import { runTogether, type Db, type Statement } from '../knex.js';
 import { levelFor, type Level } from '../../domain/levels.js';
 import type { MemberCardRow } from './member-cards.js';
 
@@ -10,42 +10,48 @@ export interface CardChange {
 
 /**
  * The only way a card's balance or points change: the card row and one ledger row per moved
- * quantity, in one statement, so balance = Σ balance_ledger and points = Σ point_ledger always
- * hold. The level is recomputed from the new points in the same statement. The caller holds the
- * card's row lock; the CHECK constraints refuse a negative result even if its arithmetic is wrong.
+ * quantity, as statements to run together (runTogether), so balance = Σ balance_ledger and
+ * points = Σ point_ledger always hold. The level is recomputed from the new points; `status`
+ * rides along (a voucher used or usable again). The caller holds the card's row lock; the CHECK
+ * constraints refuse a negative result even if its arithmetic is wrong.
  */
-export async function changeCard(trx: Db, card: MemberCardRow, levels: readonly Level[] | null, change: CardChange): Promise<{ balance: number; points: number; level: number }> {
+export function cardChange(trx: Db, card: MemberCardRow, levels: readonly Level[] | null, change: CardChange & { status?: string }): { statements: Statement[]; after: CardAfter } {
   const balanceDelta = change.balance?.delta ?? 0;
   const pointsDelta = change.points?.delta ?? 0;
   const balance = card.balance_minor + balanceDelta;
   const points = card.points + pointsDelta;
   const level = pointsDelta && levels ? levelFor(points, levels).level : card.level;
-  if (!balanceDelta && !pointsDelta) return { balance, points, level };
-  await trx.raw(
-    `WITH card AS (
-       UPDATE member_cards SET balance_minor = :balance, points = :points, level = :level, updated_at = now() WHERE id = :card RETURNING id
-     ), balance_row AS (
-       INSERT INTO balance_ledger (card_id, transaction_id, delta_minor, balance_after_minor, reason)
-       SELECT id, :tx, :balanceDelta, :balance, :balanceReason FROM card WHERE :balanceDelta::bigint <> 0
-     )
-     INSERT INTO point_ledger (card_id, transaction_id, delta, points_after, reason, note, actor_key_id)
-     SELECT id, :tx, :pointsDelta, :points, :pointsReason, :note, :actor FROM card WHERE :pointsDelta::bigint <> 0`,
-    {
-      card: card.id,
-      balance,
-      points,
-      level,
-      tx: change.transactionId ?? null,
-      balanceDelta,
-      balanceReason: change.balance?.reason ?? 'payment',
-      pointsDelta,
-      pointsReason: change.points?.reason ?? 'earn',
-      note: change.points?.note ?? null,
-      actor: change.points?.actorKeyId ?? null,
-    },
-  );
-  Object.assign(card, { balance_minor: balance, points, level });
-  return { balance, points, level };
+  const after = { balance, points, level };
+  if (!balanceDelta && !pointsDelta && !change.status) return { statements: [], after };
+  const statements = [
+    trx('member_cards')
+      .where({ id: card.id })
+      .update({ balance_minor: balance, points, level, ...(change.status ? { status: change.status } : {}), updated_at: trx.fn.now() })
+      .toSQL(),
+  ];
+  const tx = change.transactionId ?? null;
+  if (balanceDelta) {
+    statements.push(trx('balance_ledger').insert({ card_id: card.id, transaction_id: tx, delta_minor: balanceDelta, balance_after_minor: balance, reason: change.balance!.reason }).toSQL());
+  }
+  if (pointsDelta) {
+    const { reason, note, actorKeyId } = change.points!;
+    statements.push(trx('point_ledger').insert({ card_id: card.id, transaction_id: tx, delta: pointsDelta, points_after: points, reason, note: note ?? null, actor_key_id: actorKeyId ?? null }).toSQL());
+  }
+  return { statements, after };
+}
+
+interface CardAfter {
+  balance: number;
+  points: number;
+  level: number;
+}
+
+/** Applies cardChange now, in one round trip, and returns the card's state after it. */
+export async function changeCard(trx: Db, card: MemberCardRow, levels: readonly Level[] | null, change: CardChange): Promise<CardAfter> {
+  const { statements, after } = cardChange(trx, card, levels, change);
+  if (statements.length) await runTogether(trx, statements[0]!, statements.slice(1));
+  Object.assign(card, { balance_minor: after.balance, points: after.points, level: after.level });
+  return after;
 }
 
 /** A balance-only change (recharges, voucher face value); returns the balance after it. */

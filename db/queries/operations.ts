@@ -1,5 +1,4 @@
-import type { Db } from '../knex.js';
-import { eventInsert, type OutboxEvent } from './events.js';
+import { runTogether, type Db, type Statement } from '../knex.js';
 import type { OperationType } from '../../jobs/names.js';
 
 export type OperationStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
@@ -76,13 +75,13 @@ export async function lockOperation(trx: Db, id: string): Promise<OperationRecor
 
 /**
  * Writes the one terminal outcome of an operation (the caller holds its row lock) and, in the
- * same statement, its outbox event.
+ * same round trip, the writes that come with it (its outbox event, audit event, money rows).
  */
 export async function finishOperation(
   trx: Db,
   id: string,
   outcome: { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; code: string; message: string },
-  event?: OutboxEvent,
+  writes: readonly Statement[] = [],
 ): Promise<OperationRecord> {
   const update = trx<OperationRecord>('operations')
     .where({ id })
@@ -93,12 +92,8 @@ export async function finishOperation(
     )
     .returning('*')
     .toSQL();
-  const insert = event ? eventInsert(trx, event).toSQL() : undefined;
-  const { rows } = await trx.raw<{ rows: OperationRecord[] }>(
-    insert ? `WITH finished AS (${update.sql}), outbox AS (${insert.sql}) SELECT * FROM finished` : update.sql,
-    insert ? [...update.bindings, ...insert.bindings] : update.bindings,
-  );
-  return rows[0]!;
+  const [row] = await runTogether<OperationRecord>(trx, update, writes);
+  return row!;
 }
 
 /** Open operations older than `ageSeconds` (by Postgres time), oldest first: the reconciler's work list. */

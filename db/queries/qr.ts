@@ -1,4 +1,4 @@
-import type { Db } from '../knex.js';
+import type { Db, Statement } from '../knex.js';
 
 export interface QrStateRow {
   card_id: string;
@@ -27,6 +27,17 @@ export async function issueQr(trx: Db, cardId: string, memberId: string, hash: s
     .returning('*');
   await trx('card_qr_history').insert({ card_id: cardId, member_id: memberId, token_hash: hash, issued_at: row!.issued_at, expires_at: row!.expires_at });
   return row!;
+}
+
+/**
+ * A charge's use of its single-use token (held under the charge's row lock, so it is live): the
+ * token leaves the live table and its history row says when it was used.
+ */
+export function qrUse(trx: Db, tokenHash: string): Statement[] {
+  return [
+    trx('card_qr_state').where({ token_hash: tokenHash }).del().toSQL(),
+    trx('card_qr_history').where({ token_hash: tokenHash, end_reason: null }).update({ end_reason: 'used', used_at: trx.fn.now() }).toSQL(),
+  ];
 }
 
 /** Removes live tokens matching `where` and records why in their history rows. Returns how many. */

@@ -1,4 +1,5 @@
-import { newestFirst, type Db, type PageRequest } from '../knex.js';
+import { newestFirst, type Db, type PageRequest, type Statement } from '../knex.js';
+import type { LevelRow } from './levels.js';
 import type { TransactionRow } from '../../api/serializers.js';
 
 export interface TransactionRecord extends TransactionRow {
@@ -8,29 +9,49 @@ export interface TransactionRecord extends TransactionRow {
 
 const PREFIX = { payment: 'PAY', refund: 'REF', recharge: 'RCH' } as const;
 
-/** PAY/REF/RCH + UTC date + a 10-digit sequence number: unique, sortable, and readable on a receipt. */
-export const txNoExpression = (db: Db, type: keyof typeof PREFIX) =>
-  db.raw(`? || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') || lpad(nextval('tx_no_seq')::text, 10, '0')`, [PREFIX[type]]);
+/**
+ * PAY/REF/RCH + UTC date + a 10-digit sequence number: unique, sortable, and readable on a
+ * receipt. As SQL, so the jobs can reserve a number inside a statement they send anyway.
+ */
+export const nextTxNoSql = (type: keyof typeof PREFIX) => `'${PREFIX[type]}' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') || lpad(nextval('tx_no_seq')::text, 10, '0')`;
 
-export async function insertTransaction(
-  trx: Db,
-  tx: Omit<Partial<TransactionRecord>, 'tx_no' | 'tag'> & { type: keyof typeof PREFIX; card_id: string; tag?: Record<string, unknown> | null },
-): Promise<TransactionRecord> {
+type NewTransaction = Omit<Partial<TransactionRecord>, 'tx_no' | 'tag'> & { type: keyof typeof PREFIX; card_id: string; tag?: Record<string, unknown> | null };
+
+export async function insertTransaction(trx: Db, tx: NewTransaction): Promise<TransactionRecord> {
   const [row] = await trx<TransactionRecord>('transactions')
-    .insert({ ...tx, tag: tx.tag ? JSON.stringify(tx.tag) : null, tx_no: txNoExpression(trx, tx.type) } as never)
+    .insert({ ...tx, tag: tx.tag ? JSON.stringify(tx.tag) : null, tx_no: trx.raw(nextTxNoSql(tx.type)) } as never)
     .returning('*');
   return row!;
 }
 
-/** The payment a refund points at, locked, with whether the refund window (Postgres time) has passed. */
+/** The INSERT of a transaction whose id and number the caller chose (to run with its other writes). */
+export function transactionInsert(trx: Db, tx: NewTransaction & { id: string; tx_no: string }): Statement {
+  return trx('transactions')
+    .insert({ ...tx, tag: tx.tag ? JSON.stringify(tx.tag) : null })
+    .toSQL();
+}
+
+interface LockedPayment extends TransactionRecord {
+  window_passed: boolean;
+  /** The number the refund will have (reserved with the lock; a refused refund leaves a gap). */
+  refund_tx_no: string;
+  levels: LevelRow[];
+}
+
+/**
+ * The payment a refund points at, locked, with whether the refund window (Postgres time) has
+ * passed, the refund's number and the level table: all a refund reads, in one round trip.
+ */
 export async function lockPaymentForRefund(
   trx: Db,
   txNo: string,
   merchantId: string,
   windowDays: number,
-): Promise<(TransactionRecord & { window_passed: boolean }) | undefined> {
-  const { rows } = await trx.raw<{ rows: (TransactionRecord & { window_passed: boolean })[] }>(
-    `SELECT *, created_at < now() - make_interval(days => ?) AS window_passed
+): Promise<LockedPayment | undefined> {
+  const { rows } = await trx.raw<{ rows: LockedPayment[] }>(
+    `SELECT *, created_at < now() - make_interval(days => ?) AS window_passed,
+            ${nextTxNoSql('refund')} AS refund_tx_no,
+            (SELECT json_agg(l ORDER BY l.level) FROM membership_levels l) AS levels
        FROM transactions WHERE tx_no = ? AND merchant_id = ? AND type = 'payment' FOR NO KEY UPDATE`,
     [windowDays, txNo, merchantId],
   );
@@ -42,14 +63,15 @@ export async function findMerchantTransaction(db: Db, txNo: string, merchantId: 
   return db('transactions').select('id', 'card_id', 'type').where({ tx_no: txNo, merchant_id: merchantId }).first();
 }
 
-export async function recordRefundOnPayment(trx: Db, paymentId: string, change: { refunded: number; clawed: number; status: string }): Promise<void> {
-  await trx('transactions')
+export function refundOnPayment(trx: Db, paymentId: string, change: { refunded: number; clawed: number; status: string }): Statement {
+  return trx('transactions')
     .where({ id: paymentId })
     .update({
       refunded_amount_minor: trx.raw('refunded_amount_minor + ?', [change.refunded]),
       points_clawed_back: trx.raw('points_clawed_back + ?', [change.clawed]),
       status: change.status,
-    });
+    })
+    .toSQL();
 }
 
 export interface TransactionFilter extends PageRequest {
