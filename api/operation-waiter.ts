@@ -1,21 +1,30 @@
 import type { Redis } from 'ioredis';
 import type { Deps } from '../config/deps.js';
 import { createRedis, workerOptions } from '../config/redis.js';
+import type { OperationRecord } from '../db/queries/operations.js';
 
 /** Redis channel on which workers announce, after commit, that an operation reached a terminal state. */
 export const operationDoneChannel = (prefix: string) => `${prefix}:op-done`;
+
+/** What a worker announces: the committed terminal operation, as much as an API answer shows of it. */
+export type AnnouncedOperation = Pick<OperationRecord, 'id' | 'type' | 'status' | 'created_at' | 'completed_at' | 'error_code' | 'error_message' | 'result'>;
+
+export function announcement(op: OperationRecord): string {
+  const { id, type, status, created_at, completed_at, error_code, error_message, result } = op;
+  return JSON.stringify({ id, type, status, created_at, completed_at, error_code, error_message, result } satisfies AnnouncedOperation);
+}
 
 const POLL_FALLBACK_MS = 1000;
 
 /**
  * Serves `Prefer: wait=N`: one subscriber connection per API process wakes the requests waiting
- * for an operation. Postgres stays the source of truth: a wake-up only says "read it again", and
- * a slow poll covers notices lost while Redis was away.
+ * for an operation with the outcome the worker committed, so answering takes no read. Postgres
+ * stays the source of truth: a slow poll of it covers notices lost while Redis was away.
  */
 export class OperationWaiter {
   private subscriber?: Redis;
   private stopped = false;
-  private readonly waiting = new Map<string, Set<() => void>>();
+  private readonly waiting = new Map<string, Set<(announced?: unknown) => void>>();
 
   constructor(private readonly deps: Pick<Deps, 'config' | 'logger'>) {}
 
@@ -24,7 +33,10 @@ export class OperationWaiter {
     this.subscriber = createRedis(config.REDIS_URL!, { ...workerOptions(), lazyConnect: true }, (err) =>
       logger.warn({ err: err.message }, 'redis subscriber error'),
     );
-    this.subscriber.on('message', (_channel: string, operationId: string) => this.wake(operationId));
+    this.subscriber.on('message', (_channel: string, message: string) => {
+      const announced = parseAnnouncement(message);
+      if (announced) this.wake(announced.id, announced);
+    });
     // Subscribing is retried by ioredis on reconnect; a failure here only means waits fall back to polling.
     this.subscriber.connect().then(
       () => this.subscriber?.subscribe(operationDoneChannel(config.QUEUE_PREFIX)),
@@ -40,23 +52,28 @@ export class OperationWaiter {
   }
 
   /**
-   * Waits up to `ms` for `isTerminal()` to hold, re-reading on every wake-up and on a slow poll.
-   * The waker is registered before the first read, so a notice between read and sleep is not lost.
+   * Waits up to `ms` for `isTerminal()` to hold: takes an announced outcome as it is, and reads
+   * on a slow poll (and first, unless given `first`, a value just read). The waker is registered
+   * synchronously, before the first read or sleep: call waitFor before the operation can finish
+   * and no notice is lost.
    */
-  async waitFor<T>(operationId: string, ms: number, read: () => Promise<T>, isTerminal: (value: T) => boolean): Promise<T> {
+  async waitFor<T>(operationId: string, ms: number, read: () => Promise<T>, isTerminal: (value: T) => boolean, first?: T): Promise<T> {
     const deadline = Date.now() + ms;
     let woken = false;
+    let announced: T | undefined;
     let resume: (() => void) | undefined;
-    const wake = () => {
+    const wake = (value?: unknown) => {
       woken = true;
+      if (value !== undefined && isTerminal(value as T)) announced = value as T;
       resume?.();
     };
     const wakers = this.waiting.get(operationId) ?? new Set();
     this.waiting.set(operationId, wakers);
     wakers.add(wake);
     try {
+      let value = first;
       for (;;) {
-        const value = await read();
+        value = announced ?? value ?? (await read());
         const left = deadline - Date.now();
         if (isTerminal(value) || left <= 0 || this.stopped) return value;
         if (!woken) {
@@ -70,6 +87,7 @@ export class OperationWaiter {
         }
         woken = false;
         resume = undefined;
+        value = undefined;
       }
     } finally {
       wakers.delete(wake);
@@ -77,8 +95,17 @@ export class OperationWaiter {
     }
   }
 
-  private wake(operationId: string): void {
+  private wake(operationId: string, announced?: AnnouncedOperation): void {
     const wakers = this.waiting.get(operationId);
-    if (wakers) for (const wake of [...wakers]) wake();
+    if (wakers) for (const wake of [...wakers]) wake(announced);
+  }
+}
+
+function parseAnnouncement(message: string): AnnouncedOperation | undefined {
+  try {
+    const value = JSON.parse(message) as AnnouncedOperation;
+    return typeof value?.id === 'string' ? value : undefined;
+  } catch {
+    return undefined;
   }
 }

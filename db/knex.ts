@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { migrationSource } from './migrations/index.js';
@@ -31,8 +32,18 @@ export type Statement = Pick<Knex.Sql, 'sql' | 'bindings'>;
  */
 export async function runTogether<T = Record<string, unknown>>(db: Db, main: Statement, riders: readonly Statement[] = []): Promise<T[]> {
   const sql = riders.length ? `WITH ${riders.map((s, i) => `w${i} AS (${s.sql})`).join(', ')} ${main.sql}` : main.sql;
-  const { rows } = await db.raw<{ rows: T[] }>(sql, [...riders.flatMap((s) => s.bindings), ...main.bindings]);
+  const { rows } = await prepared(db.raw<{ rows: T[] }>(sql, [...riders.flatMap((s) => s.bindings), ...main.bindings]));
   return rows;
+}
+
+/**
+ * Runs a hot query as a named prepared statement, named after its text, so Postgres plans it
+ * once per connection instead of on every call (planning was a third of the money path's
+ * statement time). Only for queries whose text comes in a few shapes: each distinct text stays
+ * prepared on every pooled connection.
+ */
+export function prepared<Q extends Knex.ChainableInterface & { toSQL(): { sql: string } }>(query: Q): Q {
+  return query.options({ name: `mps_${createHash('sha1').update(query.toSQL().sql).digest('hex')}` });
 }
 
 export interface PageRequest {

@@ -12,6 +12,7 @@ import type { MemberCardRow } from '../db/queries/member-cards.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { qrUse } from '../db/queries/qr.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
+import { prepared } from '../db/knex.js';
 import type { OperationPayload } from './names.js';
 import { runOperation, type Applied } from './operation-runner.js';
 
@@ -41,7 +42,7 @@ interface ChargeRows extends MemberCardRow {
  * charge reads, in one round trip.
  */
 async function lockChargeRows(trx: Knex.Transaction, op: OperationRecord & { card_id: string; qr_token_hash: string }): Promise<ChargeRows | undefined> {
-  const { rows } = await trx.raw<{ rows: ChargeRows[] }>(
+  const { rows } = await prepared(trx.raw<{ rows: ChargeRows[] }>(
     `WITH card AS (
        SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = :card FOR NO KEY UPDATE
      )
@@ -55,7 +56,7 @@ async function lockChargeRows(trx: Knex.Transaction, op: OperationRecord & { car
             ${nextTxNoSql('payment')} AS tx_no
        FROM card LEFT JOIN LATERAL (SELECT * FROM card_qr_state WHERE token_hash = :hash FOR UPDATE) q ON true`,
     { card: op.card_id, merchant: op.merchant_id, hash: op.qr_token_hash },
-  );
+  ));
   return rows[0];
 }
 

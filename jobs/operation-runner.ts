@@ -6,7 +6,7 @@ import { auditAppend } from '../db/queries/audit-events.js';
 import { eventInsert, type EventType, type OutboxEvent } from '../db/queries/events.js';
 import type { Statement } from '../db/knex.js';
 import { finishOperation, isTerminal, lockOperation, markProcessing, type OperationRecord } from '../db/queries/operations.js';
-import { operationDoneChannel } from '../api/operation-waiter.js';
+import { announcement, operationDoneChannel } from '../api/operation-waiter.js';
 import { crashPoint } from './crash-points.js';
 
 /** What a successful operation writes (sent in one round trip), answers, and tells the outbox and the audit trail. */
@@ -81,12 +81,12 @@ function actorOf(op: OperationRecord) {
   return { actorType: 'api_key' as const, actorId: op.api_key_id, role: op.actor_role, requestId: op.request_id, ip: op.ip, chain: `card-ops-${op.partition}` };
 }
 
-/** After commit: count it, and wake any API request waiting on it (best effort; waits also poll). */
+/** After commit: count it, and hand the outcome to any API request waiting on it (best effort; waits also poll). */
 async function announce(deps: Deps, op: OperationRecord): Promise<void> {
   deps.metrics.operations.inc({ type: op.type, status: op.status, code: op.error_code ?? '' });
   if (op.completed_at) deps.metrics.operationLatency.observe({ type: op.type }, (op.completed_at.getTime() - op.created_at.getTime()) / 1000);
   try {
-    await deps.redis.publish(operationDoneChannel(deps.config.QUEUE_PREFIX), op.id);
+    await deps.redis.publish(operationDoneChannel(deps.config.QUEUE_PREFIX), announcement(op));
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, operation_id: op.id }, 'could not publish operation completion');
   }

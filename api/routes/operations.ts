@@ -22,7 +22,7 @@ import { cardFor } from '../access.js';
 import type { Principal } from '../context.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { rateLimit } from '../middleware/rate-limit.js';
-import type { OperationWaiter } from '../operation-waiter.js';
+import type { AnnouncedOperation, OperationWaiter } from '../operation-waiter.js';
 import { operationJson } from '../serializers.js';
 import { fields, parse } from '../validate.js';
 
@@ -169,8 +169,11 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
       if (!earlier) throw new AppError('CONFLICT', 'Concurrent request with this Idempotency-Key; retry');
       return respond(req, res, sameRequestOr409(earlier, requestHash), 'replay');
     }
+    // Listen before enqueueing: a worker quicker than this request cannot then finish unheard.
+    const done = outcome(req, res, inserted);
+    done.catch(() => undefined); // its failure is answered below, after the enqueue
     await enqueue(inserted);
-    await respond(req, res, inserted, 'created');
+    send(res, await done, 'created');
   }
 
   /** Redis trouble does not lose the operation: it is durable, and the reconciler enqueues it later. */
@@ -187,16 +190,21 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
    * and 202 while open; GET always answers 200 with the current state.
    */
   async function respond(req: Request, res: Response, op: OperationRecord, kind: 'created' | 'replay' | 'read') {
+    send(res, await outcome(req, res, op), kind);
+  }
+
+  /** The operation once terminal, or as it stands when the wait (if asked for) ends; `op` was just read. */
+  function outcome(req: Request, res: Response, op: OperationRecord): Promise<AnnouncedOperation> {
     const wait = preferredWait(req, config.MAX_WAIT_S);
-    let current = op;
-    if (wait !== undefined) {
-      res.setHeader('Preference-Applied', `wait=${wait}`);
-      if (!isTerminal(op.status)) {
-        current = await waiter.waitFor(op.id, wait * 1000, async () => (await findOperation(deps.db, op.id)) ?? op, (o) => isTerminal(o.status));
-      }
-    }
-    res.setHeader('Location', `/v1/operations/${current.id}`);
-    res.status(kind === 'read' || isTerminal(current.status) ? 200 : 202).json(operationJson(current));
+    if (wait === undefined) return Promise.resolve(op);
+    res.setHeader('Preference-Applied', `wait=${wait}`);
+    if (isTerminal(op.status)) return Promise.resolve(op);
+    return waiter.waitFor<AnnouncedOperation>(op.id, wait * 1000, async () => (await findOperation(deps.db, op.id)) ?? op, (o) => isTerminal(o.status), op);
+  }
+
+  function send(res: Response, op: AnnouncedOperation, kind: 'created' | 'replay' | 'read') {
+    res.setHeader('Location', `/v1/operations/${op.id}`);
+    res.status(kind === 'read' || isTerminal(op.status) ? 200 : 202).json(operationJson(op));
   }
 
   return router;

@@ -1,4 +1,4 @@
-import { runTogether, type Db, type Statement } from '../knex.js';
+import { prepared, runTogether, type Db, type Statement } from '../knex.js';
 import { GENESIS_HASH, chainHash, type AuditFields } from '../../domain/audit-chain.js';
 
 export interface AuditInput {
@@ -28,10 +28,12 @@ interface ChainHead {
  */
 async function lockChainHead(trx: Db, chain: string): Promise<ChainHead> {
   const lock = () =>
-    trx.raw<{ rows: ChainHead[] }>(
-      `SELECT hash AS prev, nextval('audit_events_id_seq') AS id, date_trunc('milliseconds', now()) AS now
-         FROM audit_chain_heads WHERE chain = ? FOR UPDATE`,
-      [chain],
+    prepared(
+      trx.raw<{ rows: ChainHead[] }>(
+        `SELECT hash AS prev, nextval('audit_events_id_seq') AS id, date_trunc('milliseconds', now()) AS now
+           FROM audit_chain_heads WHERE chain = ? FOR UPDATE`,
+        [chain],
+      ),
     );
   let { rows } = await lock();
   if (!rows[0]) {

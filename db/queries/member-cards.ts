@@ -1,4 +1,4 @@
-import type { Db } from '../knex.js';
+import { prepared, type Db } from '../knex.js';
 import type { CardRow } from '../../api/serializers.js';
 import type { CardType } from '../../domain/discount.js';
 
@@ -19,9 +19,11 @@ export async function findCard(db: Db, id: string): Promise<MemberCardRow | unde
  * takes a KEY SHARE lock) then need not wait for the job in hand.
  */
 export async function lockCard(trx: Db, id: string): Promise<(MemberCardRow & { is_expired: boolean }) | undefined> {
-  const { rows } = await trx.raw<{ rows: (MemberCardRow & { is_expired: boolean })[] }>(
-    `SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = ? FOR NO KEY UPDATE`,
-    [id],
+  const { rows } = await prepared(
+    trx.raw<{ rows: (MemberCardRow & { is_expired: boolean })[] }>(
+      `SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = ? FOR NO KEY UPDATE`,
+      [id],
+    ),
   );
   return rows[0];
 }

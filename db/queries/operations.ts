@@ -1,4 +1,4 @@
-import { runTogether, type Db, type Statement } from '../knex.js';
+import { prepared, runTogether, type Db, type Statement } from '../knex.js';
 import type { OperationType } from '../../jobs/names.js';
 
 export type OperationStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
@@ -37,7 +37,7 @@ export type NewOperation = Omit<OperationRecord, 'status' | 'error_code' | 'erro
 export const isTerminal = (status: OperationStatus) => status === 'succeeded' || status === 'failed';
 
 export async function findOperation(db: Db, id: string): Promise<OperationRecord | undefined> {
-  return db<OperationRecord>('operations').where({ id }).first();
+  return prepared(db<OperationRecord>('operations').where({ id }).first());
 }
 
 export async function findByIdempotencyKey(db: Db, principal: string, key: string): Promise<OperationRecord | undefined> {
@@ -47,10 +47,10 @@ export async function findByIdempotencyKey(db: Db, principal: string, key: strin
 /** Inserts unless the (principal, key) pair exists; returns undefined when a concurrent request won. */
 export async function insertOperation(db: Db, op: NewOperation): Promise<OperationRecord | undefined> {
   const insert = db('operations').insert({ ...op, params: JSON.stringify(op.params) }).toSQL();
-  const { rows } = await db.raw<{ rows: OperationRecord[] }>(
+  const { rows } = await prepared(db.raw<{ rows: OperationRecord[] }>(
     `${insert.sql} ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
     insert.bindings,
-  );
+  ));
   return rows[0];
 }
 
@@ -60,17 +60,17 @@ export async function insertOperation(db: Db, op: NewOperation): Promise<Operati
  * it, the operation is simply "queued" again, and nothing about money depends on it.
  */
 export async function markProcessing(db: Db, id: string): Promise<OperationRecord | undefined> {
-  const { rows } = await db.raw<{ rows: OperationRecord[] }>(
+  const { rows } = await prepared(db.raw<{ rows: OperationRecord[] }>(
     `UPDATE operations SET status = 'processing', started_at = coalesce(started_at, now()), attempts = attempts + 1
       WHERE id = ? AND status IN ('queued', 'processing') AND set_config('synchronous_commit', 'off', true) IS NOT NULL
       RETURNING *`,
     [id],
-  );
+  ));
   return rows[0];
 }
 
 export async function lockOperation(trx: Db, id: string): Promise<OperationRecord | undefined> {
-  return trx<OperationRecord>('operations').where({ id }).forNoKeyUpdate().first();
+  return prepared(trx<OperationRecord>('operations').where({ id }).forNoKeyUpdate().first());
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Db, Statement } from '../knex.js';
+import { prepared, type Db, type Statement } from '../knex.js';
 
 export interface QrStateRow {
   card_id: string;
@@ -10,11 +10,11 @@ export interface QrStateRow {
 
 /** The live-token row of a hash, with liveness and its card's expiry judged by Postgres now(). */
 export async function findQrByHash(db: Db, hash: string): Promise<(QrStateRow & { is_live: boolean; card_expired: boolean }) | undefined> {
-  const { rows } = await db.raw<{ rows: (QrStateRow & { is_live: boolean; card_expired: boolean })[] }>(
+  const { rows } = await prepared(db.raw<{ rows: (QrStateRow & { is_live: boolean; card_expired: boolean })[] }>(
     `SELECT q.*, q.expires_at > now() AS is_live, coalesce(c.expires_at <= now(), false) AS card_expired
        FROM card_qr_state q JOIN member_cards c ON c.id = q.card_id WHERE q.token_hash = ?`,
     [hash],
-  );
+  ));
   return rows[0];
 }
 
