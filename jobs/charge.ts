@@ -41,7 +41,7 @@ interface ChargeRows extends MemberCardRow {
  * the level table and the payment's number (reserved here; a refused charge leaves a gap): all a
  * charge reads, in one round trip.
  */
-async function lockChargeRows(trx: Knex.Transaction, op: OperationRecord & { card_id: string; qr_token_hash: string }): Promise<ChargeRows | undefined> {
+async function lockChargeRows(trx: Knex.Transaction, cardId: string, merchantId: string | null, tokenHash: string): Promise<ChargeRows | undefined> {
   const { rows } = await prepared(trx.raw<{ rows: ChargeRows[] }>(
     `WITH card AS (
        SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = :card FOR NO KEY UPDATE
@@ -55,7 +55,7 @@ async function lockChargeRows(trx: Knex.Transaction, op: OperationRecord & { car
             (SELECT json_agg(l ORDER BY l.level) FROM membership_levels l) AS levels,
             ${nextTxNoSql('payment')} AS tx_no
        FROM card LEFT JOIN LATERAL (SELECT * FROM card_qr_state WHERE token_hash = :hash FOR UPDATE) q ON true`,
-    { card: op.card_id, merchant: op.merchant_id, hash: op.qr_token_hash },
+    { card: cardId, merchant: merchantId, hash: tokenHash },
   ));
   return rows[0];
 }
@@ -65,7 +65,7 @@ async function lockChargeRows(trx: Knex.Transaction, op: OperationRecord & { car
  * presented when the operation was accepted, so a queue backlog never expires a valid scan.
  */
 async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
-  const card = op.card_id && op.qr_token_hash ? await lockChargeRows(trx, { ...op, card_id: op.card_id, qr_token_hash: op.qr_token_hash }) : undefined;
+  const card = op.card_id && op.qr_token_hash ? await lockChargeRows(trx, op.card_id, op.merchant_id, op.qr_token_hash) : undefined;
   if (!card || card.qr_card_id !== card.id || !card.qr_expires_at || card.qr_expires_at <= op.created_at) {
     deps.metrics.qrEvents.inc({ event: 'invalid' });
     throw refuse('QR_EXPIRED_OR_INVALID', 'The QR code has expired or is not valid; ask the member to refresh it');

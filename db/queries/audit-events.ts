@@ -16,7 +16,7 @@ export interface AuditInput {
 }
 
 interface ChainHead {
-  id: number;
+  id: string; // bigint, as pg returns it
   now: Date;
   prev: string;
 }
