@@ -109,6 +109,11 @@ async function main() {
             round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - started_at) * 1000)::numeric, 1) AS processing_p99_ms
        FROM operations WHERE type = 'payment' AND started_at IS NOT NULL AND completed_at IS NOT NULL AND principal LIKE 'merchant:%'`,
   );
+  // Operations a worker applied per transaction: one batch's operations end at its transaction's now().
+  const { rows: batching } = await db.raw<{ rows: { ops_per_worker_transaction: string }[] }>(
+    `SELECT round(count(*)::numeric / nullif(count(DISTINCT (partition, completed_at)), 0), 2) AS ops_per_worker_transaction
+       FROM operations WHERE completed_at IS NOT NULL`,
+  );
   let pgbench: Awaited<ReturnType<typeof runPgbench>> | undefined;
   if (!args['skip-pgbench'] && spawnSync('pgbench', ['--version']).status === 0) pgbench = await runPgbench(db, databaseUrl, Math.min(duration, 30));
   await engine.stop();
@@ -155,8 +160,9 @@ async function main() {
     engine_cpu_percent: cpu,
     engine_peak_rss_mb: peakRss,
     operation_timeline_ms: Object.fromEntries(Object.entries(timeline[0] ?? {}).map(([k, v]) => [k, Number(v)])),
+    operations_per_worker_transaction: Number(batching[0]?.ops_per_worker_transaction ?? 0),
     invariants,
-    pgbench: pgbench ? { ...pgbench, ratio_engine_to_pgbench: Math.round((engineRate / pgbench.tps) * 1000) / 1000 } : 'pgbench not found',
+    pgbench: pgbench ? { ...pgbench, ratio_engine_to_pgbench: Math.round((engineRate / pgbench.tps) * 1000) / 1000 } : args['skip-pgbench'] ? 'skipped' : 'pgbench not found',
   };
   mkdirSync(args.out!, { recursive: true });
   const name = `${scenario}-${loop}-${new Date().toISOString().replace(/[:.]/g, '-')}`;

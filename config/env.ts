@@ -66,6 +66,8 @@ const schema = z.object({
   CURRENCY: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code').default('TWD'),
 
   CARD_PARTITIONS: int(16, 1, 1024),
+  // A partition's job applies up to this many of its queued operations in one transaction.
+  OPERATION_BATCH_MAX: int(32, 1, 1000),
   JOB_ATTEMPTS: int(5, 1, 50),
   JOB_BACKOFF_MS: int(200, 1, 600_000),
   RECONCILE_AFTER_S: int(30, 1, 86_400),

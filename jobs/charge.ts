@@ -13,10 +13,7 @@ import type { OperationRecord } from '../db/queries/operations.js';
 import { qrUse } from '../db/queries/qr.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
 import { prepared } from '../db/knex.js';
-import type { OperationPayload } from './names.js';
-import { runOperation, type Applied } from './operation-runner.js';
-
-export const runCharge = (deps: Deps, payload: OperationPayload) => runOperation(deps, payload.operationId, applyCharge);
+import type { Applied } from './operation-runner.js';
 
 const refuse = (code: ConstructorParameters<typeof AppError>[0], message: string) => new AppError(code, message);
 
@@ -64,7 +61,7 @@ async function lockChargeRows(trx: Knex.Transaction, cardId: string, merchantId:
  * A charge (DESIGN.md §2): QR, then who may pay, then the card, then the money. The QR counts as
  * presented when the operation was accepted, so a queue backlog never expires a valid scan.
  */
-async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
+export async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
   const card = op.card_id && op.qr_token_hash ? await lockChargeRows(trx, op.card_id, op.merchant_id, op.qr_token_hash) : undefined;
   if (!card || card.qr_card_id !== card.id || !card.qr_expires_at || card.qr_expires_at <= op.created_at) {
     deps.metrics.qrEvents.inc({ event: 'invalid' });

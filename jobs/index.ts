@@ -1,8 +1,9 @@
 import type { Deps } from '../config/deps.js';
-import { MAINTENANCE_JOBS, type MaintenanceJob, type MaintenancePayload, type OperationType, type WebhookPayload } from './names.js';
-import { runCharge } from './charge.js';
-import { runRefund } from './refund.js';
-import { runRecharge } from './recharge.js';
+import { MAINTENANCE_JOBS, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType, type WebhookPayload } from './names.js';
+import { applyCharge } from './charge.js';
+import { applyRefund } from './refund.js';
+import { applyRecharge } from './recharge.js';
+import { runOperation, type Appliers } from './operation-runner.js';
 import { runReconcile } from './reconcile.js';
 import { runRotateQr } from './rotate-qr.js';
 import { runSettlement } from './settlement.js';
@@ -16,10 +17,15 @@ export type Handler<P> = (deps: Deps, payload: P) => Promise<unknown>;
 
 const OPERATION_TYPES: readonly OperationType[] = ['payment', 'refund', 'recharge'];
 
-export const operationHandlers: Record<OperationType, Handler<{ operationId: string }>> = {
-  payment: runCharge,
-  refund: runRefund,
-  recharge: runRecharge,
+const appliers: Appliers = { payment: applyCharge, refund: applyRefund, recharge: applyRecharge };
+
+/** A card operation's job: its operation, with the others queued on its partition (operation-runner.ts). */
+export const runCardOperation: Handler<OperationPayload> = (deps, payload) => runOperation(deps, payload.operationId, appliers);
+
+export const operationHandlers: Record<OperationType, Handler<OperationPayload>> = {
+  payment: runCardOperation,
+  refund: runCardOperation,
+  recharge: runCardOperation,
 };
 
 export const maintenanceHandlers: Partial<Record<MaintenanceJob, Handler<MaintenancePayload>>> = {

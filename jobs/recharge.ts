@@ -8,13 +8,10 @@ import { cardChange } from '../db/queries/ledgers.js';
 import { lockCard } from '../db/queries/member-cards.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
-import type { OperationPayload } from './names.js';
-import { runOperation, type Applied } from './operation-runner.js';
-
-export const runRecharge = (deps: Deps, payload: OperationPayload) => runOperation(deps, payload.operationId, applyRecharge);
+import type { Applied } from './operation-runner.js';
 
 /** A recharge (DESIGN.md §2): prepaid and corporate only, resulting balance within MAX_BALANCE, no points. */
-async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
+export async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
   const card = op.card_id ? await lockCard(trx, op.card_id) : undefined;
   if (!card || !isRechargeable(card.type)) throw new AppError('RECHARGE_NOT_ALLOWED', `Only prepaid and corporate cards can be recharged`);
   // Who is involved, and the recharge's number (reserved here; a refused recharge leaves a gap).

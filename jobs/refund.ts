@@ -9,17 +9,14 @@ import { toLevels } from '../db/queries/levels.js';
 import { lockCard } from '../db/queries/member-cards.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { lockPaymentForRefund, refundOnPayment, transactionInsert } from '../db/queries/transactions.js';
-import type { OperationPayload } from './names.js';
-import { runOperation, type Applied } from './operation-runner.js';
-
-export const runRefund = (deps: Deps, payload: OperationPayload) => runOperation(deps, payload.operationId, applyRefund);
+import type { Applied } from './operation-runner.js';
 
 /**
  * A refund (DESIGN.md §2): partial or whole, cumulative refunds capped at the payment's final
  * amount, inside the window; balance credited only if the payment debited it; points clawed back
  * in proportion. The card is locked before the payment, the same order a charge takes.
  */
-async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
+export async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
   const card = op.card_id ? await lockCard(trx, op.card_id) : undefined;
   const payment = card && op.merchant_id && op.original_tx_no ? await lockPaymentForRefund(trx, op.original_tx_no, op.merchant_id, deps.config.REFUND_WINDOW_DAYS) : undefined;
   if (!card || !payment || payment.card_id !== card.id) throw new AppError('ORIGINAL_TX_NOT_FOUND', 'No payment of this merchant has that number');

@@ -16,23 +16,28 @@ export interface AuditInput {
 }
 
 interface ChainHead {
-  id: string; // bigint, as pg returns it
-  now: Date;
   prev: string;
+  now: Date;
+  /** Event ids reserved for this turn (bigint, as pg returns it). */
+  ids: string[];
 }
 
 /**
  * Takes the chain's turn until commit (the row lock on its head; the first append of a chain
- * creates the head) and reserves the next event id, so each event links to the one committed
- * before it. Call it late in a transaction to keep that turn short.
+ * creates the head) and reserves `count` event ids, so each event links to the one committed
+ * before it.
  */
-async function lockChainHead(trx: Db, chain: string): Promise<ChainHead> {
+async function lockChainHead(trx: Db, chain: string, count: number): Promise<ChainHead> {
   const lock = () =>
     prepared(
       trx.raw<{ rows: ChainHead[] }>(
-        `SELECT hash AS prev, nextval('audit_events_id_seq') AS id, date_trunc('milliseconds', now()) AS now
-           FROM audit_chain_heads WHERE chain = ? FOR UPDATE`,
-        [chain],
+        // The ids are drawn once the lock is held (the subquery reads the locked row), so they
+        // rise in the order the chain's events are appended.
+        `WITH head AS (SELECT chain, hash FROM audit_chain_heads WHERE chain = ? FOR UPDATE)
+         SELECT hash AS prev, date_trunc('milliseconds', now()) AS now,
+                ARRAY(SELECT nextval('audit_events_id_seq') FROM generate_series(1, ?::int) WHERE head.chain IS NOT NULL) AS ids
+           FROM head`,
+        [chain, count],
       ),
     );
   let { rows } = await lock();
@@ -43,32 +48,49 @@ async function lockChainHead(trx: Db, chain: string): Promise<ChainHead> {
   return rows[0]!;
 }
 
+/** A chain's turn: appends up to the number of events it was taken for. */
+export type ChainTurn = (input: Omit<AuditInput, 'chain'>) => Statement[];
+
 /**
- * Takes the chain's turn (see lockChainHead) and returns the statements that append the event
- * and move the head, for the caller to run with its own writes (runTogether) before commit.
+ * Takes the chain's turn for `count` events (see lockChainHead) and returns what appends each:
+ * the statements that insert the event and move the head, for the caller to run with its own
+ * writes (runTogether) before commit.
  */
-export async function auditAppend(trx: Db, input: AuditInput): Promise<Statement[]> {
-  const chain = input.chain ?? 'main';
-  const head = await lockChainHead(trx, chain);
-  const fields: AuditFields = {
-    id: Number(head.id),
-    chain,
-    actor_type: input.actorType,
-    actor_id: input.actorId ?? null,
-    role: input.role ?? null,
-    action: input.action,
-    object_type: input.objectType,
-    object_id: input.objectId ?? null,
-    context: input.context ?? {},
-    request_id: input.requestId ?? null,
-    ip: input.ip ?? null,
-    created_at: head.now.toISOString(),
+export async function takeChainTurn(trx: Db, chain: string, count: number): Promise<ChainTurn> {
+  const head = await lockChainHead(trx, chain, count);
+  const ids = head.ids.map(Number).sort((a, b) => a - b);
+  let prev = head.prev;
+  return (input) => {
+    const id = ids.shift();
+    if (id === undefined) throw new Error(`audit chain ${chain}: more events than the turn was taken for`);
+    const fields: AuditFields = {
+      id,
+      chain,
+      actor_type: input.actorType,
+      actor_id: input.actorId ?? null,
+      role: input.role ?? null,
+      action: input.action,
+      object_type: input.objectType,
+      object_id: input.objectId ?? null,
+      context: input.context ?? {},
+      request_id: input.requestId ?? null,
+      ip: input.ip ?? null,
+      created_at: head.now.toISOString(),
+    };
+    const hash = chainHash(prev, fields);
+    const statements = [
+      trx('audit_events').insert({ ...fields, context: JSON.stringify(fields.context), created_at: head.now, prev_hash: prev, hash }).toSQL(),
+      trx('audit_chain_heads').where({ chain }).update({ last_id: id, hash }).toSQL(),
+    ];
+    prev = hash;
+    return statements;
   };
-  const hash = chainHash(head.prev, fields);
-  return [
-    trx('audit_events').insert({ ...fields, context: JSON.stringify(fields.context), created_at: head.now, prev_hash: head.prev, hash }).toSQL(),
-    trx('audit_chain_heads').where({ chain }).update({ last_id: fields.id, hash }).toSQL(),
-  ];
+}
+
+/** One event: takes its chain's turn and returns the statements that append it (see takeChainTurn). */
+export async function auditAppend(trx: Db, input: AuditInput): Promise<Statement[]> {
+  const append = await takeChainTurn(trx, input.chain ?? 'main', 1);
+  return append(input);
 }
 
 /** Appends an event to its hash chain inside the caller's transaction. */

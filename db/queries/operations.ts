@@ -74,6 +74,22 @@ export async function lockOperation(trx: Db, id: string): Promise<OperationRecor
 }
 
 /**
+ * Locks an operation and up to `peers` other queued operations of its partition (oldest first,
+ * skipping any another transaction holds), in the order they were accepted: one transaction then
+ * applies them all. Terminal rows come back too; the caller skips them.
+ */
+export async function lockBatch(trx: Db, id: string, partition: number, peers: number): Promise<OperationRecord[]> {
+  const { rows } = await prepared(trx.raw<{ rows: OperationRecord[] }>(
+    `WITH own AS (SELECT * FROM operations WHERE id = :id FOR NO KEY UPDATE),
+          peers AS (SELECT * FROM operations WHERE partition = :partition AND status = 'queued' AND id <> :id
+                     ORDER BY created_at LIMIT :peers FOR NO KEY UPDATE SKIP LOCKED)
+     SELECT * FROM own UNION ALL SELECT * FROM peers ORDER BY created_at, id`,
+    { id, partition, peers },
+  ));
+  return rows;
+}
+
+/**
  * Writes the one terminal outcome of an operation (the caller holds its row lock) and, in the
  * same round trip, the writes that come with it (its outbox event, audit event, money rows).
  */
@@ -83,12 +99,14 @@ export async function finishOperation(
   outcome: { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; code: string; message: string },
   writes: readonly Statement[] = [],
 ): Promise<OperationRecord> {
+  // An operation taken along in another's batch never went through markProcessing.
+  const startedAt = trx.raw('coalesce(started_at, now())');
   const update = trx<OperationRecord>('operations')
     .where({ id })
     .update(
       outcome.status === 'succeeded'
-        ? ({ status: 'succeeded', result: JSON.stringify(outcome.result), completed_at: trx.fn.now() } as never)
-        : ({ status: 'failed', error_code: outcome.code, error_message: outcome.message, completed_at: trx.fn.now() } as never),
+        ? ({ status: 'succeeded', result: JSON.stringify(outcome.result), started_at: startedAt, completed_at: trx.fn.now() } as never)
+        : ({ status: 'failed', error_code: outcome.code, error_message: outcome.message, started_at: startedAt, completed_at: trx.fn.now() } as never),
     )
     .returning('*')
     .toSQL();

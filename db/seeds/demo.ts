@@ -4,7 +4,7 @@ import type { Deps } from '../../config/deps.js';
 import { createApiKey } from '../queries/api-keys.js';
 import { insertCard } from '../queries/member-cards.js';
 import { findOperation, insertOperation } from '../queries/operations.js';
-import { runRecharge } from '../../jobs/recharge.js';
+import { runCardOperation } from '../../jobs/index.js';
 import { sha256 } from '../../domain/tokens.js';
 
 export interface DemoData {
@@ -63,7 +63,7 @@ export async function seedDemo(deps: Deps): Promise<DemoData> {
     request_id: 'seed',
     ip: null,
   });
-  await runRecharge(deps, { operationId });
+  await runCardOperation(deps, { operationId });
   const op = await findOperation(db, operationId);
   if (op?.status !== 'succeeded') throw new Error(`demo recharge did not succeed: ${op?.error_code}`);
 

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
-import { runCharge } from '../../jobs/charge.js';
-import { runRecharge } from '../../jobs/recharge.js';
+import { runCardOperation } from '../../jobs/index.js';
 import { runReconcile } from '../../jobs/reconcile.js';
 import { startWorkers, type RunningWorkers } from '../../workers/main.js';
 import { createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
@@ -133,7 +132,7 @@ describe('e2e: reconciler and lost jobs', function () {
     await expectLedgersMatch(sys, card.id, { balance: 45_000, points: 100 });
 
     // A stalled job that runs again finds its operation terminal and changes nothing.
-    const again = await runCharge(sys.deps, { operationId: ids[1]! });
+    const again = await runCardOperation(sys.deps, { operationId: ids[1]! });
     expect(again).to.deep.equal({ skipped: 'already terminal' });
     await exactlyOnce(sys, rows);
     await expectLedgersMatch(sys, card.id, { balance: 45_000, points: 100 });
@@ -142,11 +141,11 @@ describe('e2e: reconciler and lost jobs', function () {
   it('the same job run by two workers at once (a stalled job picked up twice) applies once', async () => {
     const { merchantKey, card } = await setup();
     const r = await recharge(sys, card.id, { amount: '100.00' }, { wait: false });
-    const rechargeRuns = await Promise.all([runRecharge(sys.deps, { operationId: r.body.id }), runRecharge(sys.deps, { operationId: r.body.id }), runRecharge(sys.deps, { operationId: r.body.id })]);
+    const rechargeRuns = await Promise.all([runCardOperation(sys.deps, { operationId: r.body.id }), runCardOperation(sys.deps, { operationId: r.body.id }), runCardOperation(sys.deps, { operationId: r.body.id })]);
     expect(rechargeRuns.filter((x) => JSON.stringify(x) === JSON.stringify({ status: 'succeeded' }))).to.have.length(1);
     const qr = await issueQr(sys, card.id);
     const pay = await charge(sys, merchantKey, { qr, amount: '60.00' }, { wait: false });
-    const runs = await Promise.all([runCharge(sys.deps, { operationId: pay.body.id }), runCharge(sys.deps, { operationId: pay.body.id })]);
+    const runs = await Promise.all([runCardOperation(sys.deps, { operationId: pay.body.id }), runCardOperation(sys.deps, { operationId: pay.body.id })]);
     expect(runs.filter((x) => JSON.stringify(x) === JSON.stringify({ status: 'succeeded' }))).to.have.length(1);
     await exactlyOnce(sys, await sys.deps.db('operations').whereIn('id', [r.body.id, pay.body.id]));
     await expectLedgersMatch(sys, card.id, { balance: 4_000, points: 60 });
