@@ -9,9 +9,11 @@ export const operationDoneChannel = (prefix: string) => `${prefix}:op-done`;
 /** What a worker announces: the committed terminal operation, as much as an API answer shows of it. */
 export type AnnouncedOperation = Pick<OperationRecord, 'id' | 'type' | 'status' | 'created_at' | 'completed_at' | 'error_code' | 'error_message' | 'result'>;
 
-export function announcement(op: OperationRecord): string {
-  const { id, type, status, created_at, completed_at, error_code, error_message, result } = op;
-  return JSON.stringify({ id, type, status, created_at, completed_at, error_code, error_message, result } satisfies AnnouncedOperation);
+/** One message for the operations one transaction ended (a worker's batch). */
+export function announcement(ops: OperationRecord[]): string {
+  return JSON.stringify(
+    ops.map(({ id, type, status, created_at, completed_at, error_code, error_message, result }) => ({ id, type, status, created_at, completed_at, error_code, error_message, result }) satisfies AnnouncedOperation),
+  );
 }
 
 const POLL_FALLBACK_MS = 1000;
@@ -34,8 +36,7 @@ export class OperationWaiter {
       logger.warn({ err: err.message }, 'redis subscriber error'),
     );
     this.subscriber.on('message', (_channel: string, message: string) => {
-      const announced = parseAnnouncement(message);
-      if (announced) this.wake(announced.id, announced);
+      for (const announced of parseAnnouncement(message)) this.wake(announced.id, announced);
     });
     // Subscribing is retried by ioredis on reconnect; a failure here only means waits fall back to polling.
     this.subscriber.connect().then(
@@ -101,11 +102,12 @@ export class OperationWaiter {
   }
 }
 
-function parseAnnouncement(message: string): AnnouncedOperation | undefined {
+/** The operations of a message: a list, or one operation (as workers before batching sent it). */
+function parseAnnouncement(message: string): AnnouncedOperation[] {
   try {
-    const value = JSON.parse(message) as AnnouncedOperation;
-    return typeof value?.id === 'string' ? value : undefined;
+    const value = JSON.parse(message) as AnnouncedOperation | AnnouncedOperation[];
+    return (Array.isArray(value) ? value : [value]).filter((op) => typeof op?.id === 'string');
   } catch {
-    return undefined;
+    return [];
   }
 }

@@ -48,7 +48,7 @@ export async function runOperation(deps: Deps, operationId: string, appliers: Ap
     finished = await applyBatch(deps, started, 0, appliers);
   }
   crashPoint(deps.config, 'after-commit-before-ack');
-  await Promise.all(finished.map((op) => announce(deps, op)));
+  await announce(deps, finished);
   await removeJobsOfPeers(deps, started, finished);
   return { status: finished.find((op) => op.id === operationId)?.status ?? 'already terminal' };
 }
@@ -108,7 +108,7 @@ export async function failOperation(deps: Deps, operationId: string, error: AppE
     const { outcome, writes } = refusal(trx, op, error);
     return finishOperation(trx, op.id, outcome, [...writes, ...(await auditAppend(trx, { ...refusalAudit(op, error), chain: chainOf(op) }))]);
   });
-  if (failed) await announce(deps, failed);
+  if (failed) await announce(deps, [failed]);
   return { status: 'failed', code: error.code };
 }
 
@@ -134,13 +134,16 @@ function actorOf(op: OperationRecord) {
 /** An operation's audit events chain with the rest of its card partition (already serial). */
 const chainOf = (op: OperationRecord) => `card-ops-${op.partition}`;
 
-/** After commit: count it, and hand the outcome to any API request waiting on it (best effort; waits also poll). */
-async function announce(deps: Deps, op: OperationRecord): Promise<void> {
-  deps.metrics.operations.inc({ type: op.type, status: op.status, code: op.error_code ?? '' });
-  if (op.completed_at) deps.metrics.operationLatency.observe({ type: op.type }, (op.completed_at.getTime() - op.created_at.getTime()) / 1000);
+/** After commit: count them, and hand the outcomes to any API request waiting on one (best effort; waits also poll). */
+async function announce(deps: Deps, ops: OperationRecord[]): Promise<void> {
+  if (!ops.length) return;
+  for (const op of ops) {
+    deps.metrics.operations.inc({ type: op.type, status: op.status, code: op.error_code ?? '' });
+    if (op.completed_at) deps.metrics.operationLatency.observe({ type: op.type }, (op.completed_at.getTime() - op.created_at.getTime()) / 1000);
+  }
   try {
-    await deps.redis.publish(operationDoneChannel(deps.config.QUEUE_PREFIX), announcement(op));
+    await deps.redis.publish(operationDoneChannel(deps.config.QUEUE_PREFIX), announcement(ops));
   } catch (err) {
-    deps.logger.warn({ err: (err as Error).message, operation_id: op.id }, 'could not publish operation completion');
+    deps.logger.warn({ err: (err as Error).message, operation_ids: ops.map((op) => op.id) }, 'could not publish operation completion');
   }
 }
