@@ -26,15 +26,20 @@ export const cursorTime = (db: Db, column: string) => db.raw(`to_char(?? AT TIME
 export type Statement = Pick<Knex.Sql, 'sql' | 'bindings'>;
 
 /**
- * Runs plain statements (none may begin with WITH) in one round trip: `main` answers, the others
- * ride along as data-modifying CTEs. They share one snapshot, so none sees the others' rows and
- * no two may change the same row; constraints are checked once all of them are done.
+ * Runs statements in one round trip: `main` answers, the others (plain statements, none beginning
+ * with WITH) ride along as data-modifying CTEs before main's own. They share one snapshot, so none
+ * sees the others' rows and no two may change the same row; constraints are checked once all of
+ * them are done.
  */
 export async function runTogether<T = Record<string, unknown>>(db: Db, main: Statement, riders: readonly Statement[] = []): Promise<T[]> {
-  const sql = riders.length ? `WITH ${riders.map((s, i) => `w${i} AS (${s.sql})`).join(', ')} ${main.sql}` : main.sql;
+  const ridersSql = riders.map((s, i) => `w${i} AS (${s.sql})`).join(', ');
+  const sql = !riders.length ? main.sql : /^WITH\s/i.test(main.sql) ? `WITH ${ridersSql}, ${main.sql.slice(5)}` : `WITH ${ridersSql} ${main.sql}`;
   const { rows } = await prepared(db.raw<{ rows: T[] }>(sql, [...riders.flatMap((s) => s.bindings), ...main.bindings]));
   return rows;
 }
+
+/** How a worker's operation reads: its rows, in a round trip that may also carry earlier writes (operation-runner.ts). */
+export type Read = <T>(query: Statement) => Promise<T[]>;
 
 /**
  * Runs a hot query as a named prepared statement, named after its text, so Postgres plans it

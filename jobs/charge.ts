@@ -12,7 +12,7 @@ import type { MemberCardRow } from '../db/queries/member-cards.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { qrUse } from '../db/queries/qr.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
-import { prepared } from '../db/knex.js';
+import type { Read } from '../db/knex.js';
 import type { Applied } from './operation-runner.js';
 
 const refuse = (code: ConstructorParameters<typeof AppError>[0], message: string) => new AppError(code, message);
@@ -38,31 +38,35 @@ interface ChargeRows extends MemberCardRow {
  * the level table and the payment's number (reserved here; a refused charge leaves a gap): all a
  * charge reads, in one round trip.
  */
-async function lockChargeRows(trx: Knex.Transaction, cardId: string, merchantId: string | null, tokenHash: string): Promise<ChargeRows | undefined> {
-  const { rows } = await prepared(trx.raw<{ rows: ChargeRows[] }>(
-    `WITH card AS (
-       SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = :card FOR NO KEY UPDATE
-     )
-     SELECT card.*, q.card_id AS qr_card_id, q.member_id AS qr_member_id, q.expires_at AS qr_expires_at,
-            (SELECT status FROM merchants WHERE id = :merchant) AS merchant_status,
-            (SELECT status FROM member_profiles WHERE id = card.owner_member_id) AS owner_status,
-            (SELECT status FROM member_profiles WHERE id = q.member_id) AS payer_status,
-            (SELECT name FROM member_profiles WHERE id = q.member_id) AS payer_name,
-            (SELECT role FROM card_bindings b WHERE b.card_id = q.card_id AND b.member_id = q.member_id) AS payer_role,
-            (SELECT json_agg(l ORDER BY l.level) FROM membership_levels l) AS levels,
-            ${nextTxNoSql('payment')} AS tx_no
-       FROM card LEFT JOIN LATERAL (SELECT * FROM card_qr_state WHERE token_hash = :hash FOR UPDATE) q ON true`,
-    { card: cardId, merchant: merchantId, hash: tokenHash },
-  ));
-  return rows[0];
+async function lockChargeRows(read: Read, trx: Knex.Transaction, cardId: string, merchantId: string | null, tokenHash: string): Promise<ChargeRows | undefined> {
+  const [rows] = await read<ChargeRows>(
+    trx
+      .raw(
+        `WITH card AS (
+           SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = :card FOR NO KEY UPDATE
+         )
+         SELECT card.*, q.card_id AS qr_card_id, q.member_id AS qr_member_id, q.expires_at AS qr_expires_at,
+                (SELECT status FROM merchants WHERE id = :merchant) AS merchant_status,
+                (SELECT status FROM member_profiles WHERE id = card.owner_member_id) AS owner_status,
+                (SELECT status FROM member_profiles WHERE id = q.member_id) AS payer_status,
+                (SELECT name FROM member_profiles WHERE id = q.member_id) AS payer_name,
+                (SELECT role FROM card_bindings b WHERE b.card_id = q.card_id AND b.member_id = q.member_id) AS payer_role,
+                (SELECT json_agg(l ORDER BY l.level) FROM membership_levels l) AS levels,
+                ${nextTxNoSql('payment')} AS tx_no
+           FROM card LEFT JOIN LATERAL (SELECT * FROM card_qr_state WHERE token_hash = :hash FOR UPDATE) q ON true`,
+        { card: cardId, merchant: merchantId, hash: tokenHash },
+      )
+      .toSQL(),
+  );
+  return rows;
 }
 
 /**
  * A charge (DESIGN.md §2): QR, then who may pay, then the card, then the money. The QR counts as
  * presented when the operation was accepted, so a queue backlog never expires a valid scan.
  */
-export async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
-  const card = op.card_id && op.qr_token_hash ? await lockChargeRows(trx, op.card_id, op.merchant_id, op.qr_token_hash) : undefined;
+export async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
+  const card = op.card_id && op.qr_token_hash ? await lockChargeRows(read, trx, op.card_id, op.merchant_id, op.qr_token_hash) : undefined;
   if (!card || card.qr_card_id !== card.id || !card.qr_expires_at || card.qr_expires_at <= op.created_at) {
     deps.metrics.qrEvents.inc({ event: 'invalid' });
     throw refuse('QR_EXPIRED_OR_INVALID', 'The QR code has expired or is not valid; ask the member to refresh it');

@@ -5,23 +5,23 @@ import { isRechargeable } from '../domain/discount.js';
 import { AppError } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
 import { cardChange } from '../db/queries/ledgers.js';
-import { lockCard } from '../db/queries/member-cards.js';
+import { lockCardStatement, type LockedCard } from '../db/queries/member-cards.js';
+import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
 import type { Applied } from './operation-runner.js';
 
 /** A recharge (DESIGN.md §2): prepaid and corporate only, resulting balance within MAX_BALANCE, no points. */
-export async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
-  const card = op.card_id ? await lockCard(trx, op.card_id) : undefined;
+export async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
+  const [card] = op.card_id ? await read<LockedCard>(lockCardStatement(op.card_id)) : [];
   if (!card || !isRechargeable(card.type)) throw new AppError('RECHARGE_NOT_ALLOWED', `Only prepaid and corporate cards can be recharged`);
   // Who is involved, and the recharge's number (reserved here; a refused recharge leaves a gap).
-  const { rows } = await trx.raw<{ rows: { owner_status: string; actor_status: string | null; tx_no: string }[] }>(
-    `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS owner_status,
-            (SELECT status FROM member_profiles WHERE id = ?) AS actor_status,
-            ${nextTxNoSql('recharge')} AS tx_no`,
-    [card.owner_member_id, op.member_id],
-  );
-  const parties = rows[0]!;
+  const [parties] = (await read<{ owner_status: string; actor_status: string | null; tx_no: string }>({
+    sql: `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS owner_status,
+                 (SELECT status FROM member_profiles WHERE id = ?) AS actor_status,
+                 ${nextTxNoSql('recharge')} AS tx_no`,
+    bindings: [card.owner_member_id, op.member_id],
+  })) as [{ owner_status: string; actor_status: string | null; tx_no: string }];
   if (parties.owner_status !== 'active' || (parties.actor_status !== null && parties.actor_status !== 'active')) throw new AppError('MEMBER_SUSPENDED', 'The member is suspended');
   if (card.status !== 'active') throw new AppError('CARD_NOT_ACTIVE', `The card is ${card.status}`);
   if (card.is_expired) throw new AppError('CARD_EXPIRED', 'The card has expired');

@@ -6,7 +6,8 @@ import { formatMinor } from '../domain/money.js';
 import { paymentStatusAfterRefund, pointsClawback } from '../domain/refund-math.js';
 import { cardChange } from '../db/queries/ledgers.js';
 import { toLevels } from '../db/queries/levels.js';
-import { lockCard } from '../db/queries/member-cards.js';
+import { lockCardStatement, type LockedCard } from '../db/queries/member-cards.js';
+import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { lockPaymentForRefund, refundOnPayment, transactionInsert } from '../db/queries/transactions.js';
 import type { Applied } from './operation-runner.js';
@@ -16,9 +17,9 @@ import type { Applied } from './operation-runner.js';
  * amount, inside the window; balance credited only if the payment debited it; points clawed back
  * in proportion. The card is locked before the payment, the same order a charge takes.
  */
-export async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Deps): Promise<Applied> {
-  const card = op.card_id ? await lockCard(trx, op.card_id) : undefined;
-  const payment = card && op.merchant_id && op.original_tx_no ? await lockPaymentForRefund(trx, op.original_tx_no, op.merchant_id, deps.config.REFUND_WINDOW_DAYS) : undefined;
+export async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
+  const [card] = op.card_id ? await read<LockedCard>(lockCardStatement(op.card_id)) : [];
+  const payment = card && op.merchant_id && op.original_tx_no ? await lockPaymentForRefund(read, op.original_tx_no, op.merchant_id, deps.config.REFUND_WINDOW_DAYS) : undefined;
   if (!card || !payment || payment.card_id !== card.id) throw new AppError('ORIGINAL_TX_NOT_FOUND', 'No payment of this merchant has that number');
   if (payment.window_passed) throw new AppError('REFUND_WINDOW_EXPIRED', `Payments can be refunded for ${deps.config.REFUND_WINDOW_DAYS} days`);
   const available = payment.final_amount_minor - payment.refunded_amount_minor;

@@ -48,49 +48,53 @@ async function lockChainHead(trx: Db, chain: string, count: number): Promise<Cha
   return rows[0]!;
 }
 
-/** A chain's turn: appends up to the number of events it was taken for. */
-export type ChainTurn = (input: Omit<AuditInput, 'chain'>) => Statement[];
+/** A chain's turn: each append links an event to the one before; the head moves once, at the end. */
+export interface ChainTurn {
+  /** The statement that inserts the next event (up to the number the turn was taken for). */
+  append(input: Omit<AuditInput, 'chain'>): Statement;
+  /** The statement that moves the head past the events appended (run it once, after them). */
+  moveHead(): Statement;
+}
 
 /**
- * Takes the chain's turn for `count` events (see lockChainHead) and returns what appends each:
- * the statements that insert the event and move the head, for the caller to run with its own
- * writes (runTogether) before commit.
+ * Takes the chain's turn for `count` events (see lockChainHead). The statements it gives are for
+ * the caller to run with its own writes (runTogether) before commit.
  */
 export async function takeChainTurn(trx: Db, chain: string, count: number): Promise<ChainTurn> {
   const head = await lockChainHead(trx, chain, count);
   const ids = head.ids.map(Number).sort((a, b) => a - b);
-  let prev = head.prev;
-  return (input) => {
-    const id = ids.shift();
-    if (id === undefined) throw new Error(`audit chain ${chain}: more events than the turn was taken for`);
-    const fields: AuditFields = {
-      id,
-      chain,
-      actor_type: input.actorType,
-      actor_id: input.actorId ?? null,
-      role: input.role ?? null,
-      action: input.action,
-      object_type: input.objectType,
-      object_id: input.objectId ?? null,
-      context: input.context ?? {},
-      request_id: input.requestId ?? null,
-      ip: input.ip ?? null,
-      created_at: head.now.toISOString(),
-    };
-    const hash = chainHash(prev, fields);
-    const statements = [
-      trx('audit_events').insert({ ...fields, context: JSON.stringify(fields.context), created_at: head.now, prev_hash: prev, hash }).toSQL(),
-      trx('audit_chain_heads').where({ chain }).update({ last_id: id, hash }).toSQL(),
-    ];
-    prev = hash;
-    return statements;
+  let last = { id: 0, hash: head.prev };
+  return {
+    append(input) {
+      const id = ids.shift();
+      if (id === undefined) throw new Error(`audit chain ${chain}: more events than the turn was taken for`);
+      const fields: AuditFields = {
+        id,
+        chain,
+        actor_type: input.actorType,
+        actor_id: input.actorId ?? null,
+        role: input.role ?? null,
+        action: input.action,
+        object_type: input.objectType,
+        object_id: input.objectId ?? null,
+        context: input.context ?? {},
+        request_id: input.requestId ?? null,
+        ip: input.ip ?? null,
+        created_at: head.now.toISOString(),
+      };
+      const hash = chainHash(last.hash, fields);
+      const insert = trx('audit_events').insert({ ...fields, context: JSON.stringify(fields.context), created_at: head.now, prev_hash: last.hash, hash }).toSQL();
+      last = { id, hash };
+      return insert;
+    },
+    moveHead: () => trx('audit_chain_heads').where({ chain }).update({ last_id: last.id, hash: last.hash }).toSQL(),
   };
 }
 
-/** One event: takes its chain's turn and returns the statements that append it (see takeChainTurn). */
+/** One event: takes its chain's turn and returns the statements that append it and move the head. */
 export async function auditAppend(trx: Db, input: AuditInput): Promise<Statement[]> {
-  const append = await takeChainTurn(trx, input.chain ?? 'main', 1);
-  return append(input);
+  const turn = await takeChainTurn(trx, input.chain ?? 'main', 1);
+  return [turn.append(input), turn.moveHead()];
 }
 
 /** Appends an event to its hash chain inside the caller's transaction. */

@@ -1,4 +1,4 @@
-import { prepared, type Db } from '../knex.js';
+import { runTogether, type Db, type Statement } from '../knex.js';
 import type { CardRow } from '../../api/serializers.js';
 import type { CardType } from '../../domain/discount.js';
 
@@ -18,15 +18,17 @@ export async function findCard(db: Db, id: string): Promise<MemberCardRow | unde
  * key never changes: the API's inserts of new operations for the card (whose foreign key check
  * takes a KEY SHARE lock) then need not wait for the job in hand.
  */
-export async function lockCard(trx: Db, id: string): Promise<(MemberCardRow & { is_expired: boolean }) | undefined> {
-  const { rows } = await prepared(
-    trx.raw<{ rows: (MemberCardRow & { is_expired: boolean })[] }>(
-      `SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = ? FOR NO KEY UPDATE`,
-      [id],
-    ),
-  );
-  return rows[0];
+export async function lockCard(trx: Db, id: string): Promise<LockedCard | undefined> {
+  const [card] = await runTogether<LockedCard>(trx, lockCardStatement(id));
+  return card;
 }
+
+export type LockedCard = MemberCardRow & { is_expired: boolean };
+
+export const lockCardStatement = (id: string): Statement => ({
+  sql: `SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = ? FOR NO KEY UPDATE`,
+  bindings: [id],
+});
 
 /** Card numbers: 880 + a type digit + 12 digits from a sequence. Unique by construction. */
 const TYPE_DIGIT: Record<CardType, number> = { standard: 1, prepaid: 2, corporate: 3, voucher: 4 };

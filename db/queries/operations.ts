@@ -78,39 +78,36 @@ export async function lockOperation(trx: Db, id: string): Promise<OperationRecor
  * skipping any another transaction holds), in the order they were accepted: one transaction then
  * applies them all. Terminal rows come back too; the caller skips them.
  */
-export async function lockBatch(trx: Db, id: string, partition: number, peers: number): Promise<OperationRecord[]> {
-  const { rows } = await prepared(trx.raw<{ rows: OperationRecord[] }>(
+export async function lockBatch(trx: Db, id: string, partition: number, peers: number): Promise<{ ops: OperationRecord[]; now: Date }> {
+  const { rows } = await prepared(trx.raw<{ rows: (OperationRecord & { batch_now: Date })[] }>(
     `WITH own AS (SELECT * FROM operations WHERE id = :id FOR NO KEY UPDATE),
           peers AS (SELECT * FROM operations WHERE partition = :partition AND status = 'queued' AND id <> :id
                      ORDER BY created_at LIMIT :peers FOR NO KEY UPDATE SKIP LOCKED)
-     SELECT * FROM own UNION ALL SELECT * FROM peers ORDER BY created_at, id`,
+     SELECT b.*, now() AS batch_now FROM (SELECT * FROM own UNION ALL SELECT * FROM peers) b ORDER BY created_at, id`,
     { id, partition, peers },
   ));
-  return rows;
+  // now() is the transaction's: the completed_at of every operation it ends.
+  return { ops: rows.map(({ batch_now: _, ...op }) => op), now: rows[0]?.batch_now ?? new Date() };
 }
 
-/**
- * Writes the one terminal outcome of an operation (the caller holds its row lock) and, in the
- * same round trip, the writes that come with it (its outbox event, audit event, money rows).
- */
-export async function finishOperation(
-  trx: Db,
-  id: string,
-  outcome: { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; code: string; message: string },
-  writes: readonly Statement[] = [],
-): Promise<OperationRecord> {
+export type Outcome = { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; code: string; message: string };
+
+/** The statement that writes an operation's one terminal outcome (the caller holds its row lock). */
+export function outcomeUpdate(trx: Db, id: string, outcome: Outcome) {
   // An operation taken along in another's batch never went through markProcessing.
-  const startedAt = trx.raw('coalesce(started_at, now())');
-  const update = trx<OperationRecord>('operations')
+  const ended = { started_at: trx.raw('coalesce(started_at, now())'), completed_at: trx.fn.now() };
+  return trx<OperationRecord>('operations')
     .where({ id })
     .update(
-      outcome.status === 'succeeded'
-        ? ({ status: 'succeeded', result: JSON.stringify(outcome.result), started_at: startedAt, completed_at: trx.fn.now() } as never)
-        : ({ status: 'failed', error_code: outcome.code, error_message: outcome.message, started_at: startedAt, completed_at: trx.fn.now() } as never),
-    )
-    .returning('*')
-    .toSQL();
-  const [row] = await runTogether<OperationRecord>(trx, update, writes);
+      (outcome.status === 'succeeded'
+        ? { status: 'succeeded', result: JSON.stringify(outcome.result), ...ended }
+        : { status: 'failed', error_code: outcome.code, error_message: outcome.message, ...ended }) as never,
+    );
+}
+
+/** Writes the terminal outcome and, in the same round trip, the writes that come with it (its outbox event, audit event, money rows). */
+export async function finishOperation(trx: Db, id: string, outcome: Outcome, writes: readonly Statement[] = []): Promise<OperationRecord> {
+  const [row] = await runTogether<OperationRecord>(trx, outcomeUpdate(trx, id, outcome).returning('*').toSQL(), writes);
   return row!;
 }
 

@@ -1,4 +1,4 @@
-import { newestFirst, type Db, type PageRequest, type Statement } from '../knex.js';
+import { newestFirst, type Db, type PageRequest, type Read, type Statement } from '../knex.js';
 import type { LevelRow } from './levels.js';
 import type { TransactionRow } from '../../api/serializers.js';
 
@@ -42,20 +42,15 @@ interface LockedPayment extends TransactionRecord {
  * The payment a refund points at, locked, with whether the refund window (Postgres time) has
  * passed, the refund's number and the level table: all a refund reads, in one round trip.
  */
-export async function lockPaymentForRefund(
-  trx: Db,
-  txNo: string,
-  merchantId: string,
-  windowDays: number,
-): Promise<LockedPayment | undefined> {
-  const { rows } = await trx.raw<{ rows: LockedPayment[] }>(
-    `SELECT *, created_at < now() - make_interval(days => ?) AS window_passed,
-            ${nextTxNoSql('refund')} AS refund_tx_no,
-            (SELECT json_agg(l ORDER BY l.level) FROM membership_levels l) AS levels
-       FROM transactions WHERE tx_no = ? AND merchant_id = ? AND type = 'payment' FOR NO KEY UPDATE`,
-    [windowDays, txNo, merchantId],
-  );
-  return rows[0];
+export async function lockPaymentForRefund(read: Read, txNo: string, merchantId: string, windowDays: number): Promise<LockedPayment | undefined> {
+  const [payment] = await read<LockedPayment>({
+    sql: `SELECT *, created_at < now() - make_interval(days => ?) AS window_passed,
+                 ${nextTxNoSql('refund')} AS refund_tx_no,
+                 (SELECT json_agg(l ORDER BY l.level) FROM membership_levels l) AS levels
+            FROM transactions WHERE tx_no = ? AND merchant_id = ? AND type = 'payment' FOR NO KEY UPDATE`,
+    bindings: [windowDays, txNo, merchantId],
+  });
+  return payment;
 }
 
 /** A transaction of this merchant by number (any type): what a refund request may point at. */
