@@ -90,6 +90,7 @@ async function main() {
 
   console.log(`${scenario}: ${loop} loop, ${loop === 'closed' ? `${terminals} terminals` : `${rate}/s`}, ${duration} s, mode ${args.mode} …`);
   const loadStart = gen.elapsedS();
+  const generatorCpu = process.cpuUsage();
   let skipped = 0;
   if (loop === 'closed') await closedLoop(gen, terminals, duration);
   else {
@@ -98,6 +99,8 @@ async function main() {
     skipped = (await openLoop(gen, rateAt, duration)).skipped;
   }
   const loadSeconds = gen.elapsedS() - loadStart;
+  const { user, system } = process.cpuUsage(generatorCpu);
+  const generatorCpuPercent = Math.round((user + system) / 1e4 / loadSeconds);
   clearInterval(sampler);
 
   const invariants = await checkInvariants(db, 60_000);
@@ -159,6 +162,7 @@ async function main() {
     qr_pool_exhausted: gen.exhausted,
     engine_cpu_percent: cpu,
     engine_peak_rss_mb: peakRss,
+    load_generator_cpu_percent: generatorCpuPercent,
     operation_timeline_ms: Object.fromEntries(Object.entries(timeline[0] ?? {}).map(([k, v]) => [k, Number(v)])),
     operations_per_worker_transaction: Number(batching[0]?.ops_per_worker_transaction ?? 0),
     invariants,
