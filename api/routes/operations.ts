@@ -14,7 +14,6 @@ import {
   type NewOperation,
   type OperationRecord,
 } from '../../db/queries/operations.js';
-import { findQrByHash } from '../../db/queries/qr.js';
 import { findMerchantTransaction } from '../../db/queries/transactions.js';
 import { operationJobOptions } from '../../jobs/queues.js';
 import { partitionOf } from '../../jobs/names.js';
@@ -63,21 +62,20 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
     const body = parse(paymentBody, req.body);
     const amount = parseAmount(body.amount, config.MAX_AMOUNT);
     const qrHash = sha256(body.qr);
-    await accept(req, res, principal, idempotencyKey, async () => {
-      // Only the card is resolved here, to pick its partition; every rule is judged by the worker under the card lock.
-      const qr = await findQrByHash(deps.db, qrHash);
-      return {
-        type: 'payment',
-        merchant_id: principal.merchantId,
-        member_id: qr?.member_id ?? null,
-        card_id: qr?.card_id ?? null,
-        qr_token_hash: qrHash,
-        amount_minor: amount,
-        payment_method: body.payment_method ?? null,
-        original_tx_no: null,
-        params: { external_order_id: body.external_order_id, tag: body.tag },
-      };
-    });
+    // Only the card is resolved here (from the QR, in the insert), to pick its partition; every
+    // rule is judged by the worker under the card lock.
+    const draft: Draft = {
+      type: 'payment',
+      merchant_id: principal.merchantId,
+      member_id: null,
+      card_id: null,
+      qr_token_hash: qrHash,
+      amount_minor: amount,
+      payment_method: body.payment_method ?? null,
+      original_tx_no: null,
+      params: { external_order_id: body.external_order_id, tag: body.tag },
+    };
+    await accept(req, res, principal, idempotencyKey, async () => draft, qrHash);
   });
 
   router.post('/refunds', allow('merchant'), async (req, res) => {
@@ -135,9 +133,10 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
   /**
    * Idempotent acceptance (DESIGN.md "Idempotency"): the same key and request give the same
    * operation whatever its state; a different request under the key is 409. The request hash is
-   * taken over the normalized draft, so `299` and `"299.00"` are the same request.
+   * taken over the normalized draft, so `299` and `"299.00"` are the same request. A payment's
+   * card and member are those of the QR with hash `cardOfQrHash`, found by the insert itself.
    */
-  async function accept(req: Request, res: Response, principal: Principal, idempotencyKey: string, resolve: () => Promise<Draft>) {
+  async function accept(req: Request, res: Response, principal: Principal, idempotencyKey: string, resolve: () => Promise<Draft>, cardOfQrHash?: string) {
     let draft: Draft;
     try {
       draft = await resolve();
@@ -162,7 +161,7 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
       partition: partitionOf(draft.card_id ?? id, config.CARD_PARTITIONS),
       request_id: req.id,
       ip: req.ip ?? null,
-    });
+    }, cardOfQrHash === undefined ? undefined : { hash: cardOfQrHash, partitions: config.CARD_PARTITIONS });
     if (!inserted) {
       // The key was used before (or by a concurrent request that won the insert): answer with that operation.
       const earlier = await findByIdempotencyKey(deps.db, principal.scope, idempotencyKey);

@@ -1,5 +1,5 @@
 import { prepared, runTogether, type Db, type Statement } from '../knex.js';
-import type { OperationType } from '../../jobs/names.js';
+import { partitionSql, type OperationType } from '../../jobs/names.js';
 
 export type OperationStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
 
@@ -44,12 +44,24 @@ export async function findByIdempotencyKey(db: Db, principal: string, key: strin
   return db<OperationRecord>('operations').where({ principal, idempotency_key: key }).first();
 }
 
-/** Inserts unless the (principal, key) pair exists; returns undefined when a concurrent request won. */
-export async function insertOperation(db: Db, op: NewOperation): Promise<OperationRecord | undefined> {
-  const insert = db('operations').insert({ ...op, params: JSON.stringify(op.params) }).toSQL();
+/**
+ * Inserts unless the (principal, key) pair exists; returns undefined when a concurrent request won.
+ * With `cardOfQr`, the card and member are those of the QR with that hash, found in the same
+ * statement (null when there is none), and the partition is the card's (the operation's own id's
+ * when there is none).
+ */
+export async function insertOperation(db: Db, op: NewOperation, cardOfQr?: { hash: string; partitions: number }): Promise<OperationRecord | undefined> {
+  const row = { ...op, params: JSON.stringify(op.params) };
+  const fromQr = cardOfQr && {
+    card_id: db.raw('(SELECT card_id FROM qr)'),
+    member_id: db.raw('(SELECT member_id FROM qr)'),
+    partition: db.raw(partitionSql('coalesce((SELECT card_id FROM qr)::text, ?)'), [op.id, cardOfQr.partitions]),
+  };
+  const insert = db('operations').insert({ ...row, ...fromQr }).toSQL();
   const { rows } = await prepared(db.raw<{ rows: OperationRecord[] }>(
-    `${insert.sql} ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
-    insert.bindings,
+    `${cardOfQr ? 'WITH qr AS (SELECT card_id, member_id FROM card_qr_state WHERE token_hash = ?) ' : ''}${insert.sql}
+       ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
+    [...(cardOfQr ? [cardOfQr.hash] : []), ...insert.bindings],
   ));
   return rows[0];
 }
