@@ -29,12 +29,12 @@ export interface LoadOptions {
 // and this costs it less CPU per request than fetch().
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
 
-interface Answer<T> {
+export interface Answer<T> {
   status: number;
   body: T;
 }
 
-function call<T>(url: string, method: 'GET' | 'POST', headers: Record<string, string>, body?: unknown): Promise<Answer<T>> {
+export function call<T>(url: string, method: 'GET' | 'POST', headers: Record<string, string>, body?: unknown): Promise<Answer<T>> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(url, { method, agent, headers: payload === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(payload)) } }, (res) => {

@@ -7,6 +7,7 @@ import { createKnex, migrateLatest } from '../db/knex.js';
 import { generateSettlements } from '../db/queries/settlements.js';
 import { createApiKey } from '../db/queries/api-keys.js';
 import { benchStores, startEngine } from './engine.js';
+import { call } from './load.js';
 import { preload } from './preload.js';
 import { summarize } from './stats.js';
 
@@ -98,8 +99,7 @@ async function main() {
         while (next < Number(args.requests)) {
           const i = next++;
           const t0 = performance.now();
-          const res = await fetch(`${engine.url}${path(i)}`, { headers: { authorization: `Bearer ${key}` } });
-          await res.arrayBuffer();
+          const res = await call(`${engine.url}${path(i)}`, 'GET', { authorization: `Bearer ${key}` });
           if (res.status !== 200) throw new Error(`${name}: HTTP ${res.status}`);
           samples.push(performance.now() - t0);
         }

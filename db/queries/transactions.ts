@@ -1,4 +1,4 @@
-import { newestFirst, type Db, type PageRequest, type Read, type Statement } from '../knex.js';
+import { newestFirst, prepared, type Db, type PageRequest, type Read, type Statement } from '../knex.js';
 import type { LevelRow } from './levels.js';
 import type { TransactionRow } from '../../api/serializers.js';
 
@@ -93,5 +93,6 @@ export async function listTransactions(db: Db, f: TransactionFilter): Promise<Tr
   if (f.status) q.where('t.status', f.status);
   if (f.from) q.where('t.created_at', '>=', f.from);
   if (f.to) q.where('t.created_at', '<', f.to);
-  return q;
+  // Planned once per connection and filter combination, not on every page.
+  return prepared(q);
 }
