@@ -69,6 +69,12 @@ export class LoadGenerator {
     this.nextMember = new Int32Array(o.preload.cards + 1);
   }
 
+  /** Forgets what was recorded so far (after a warm-up). */
+  reset(): void {
+    this.samples.length = 0;
+    this.exhausted = 0;
+  }
+
   elapsedS(): number {
     return (performance.now() - this.started) / 1000;
   }

@@ -18,6 +18,8 @@ const { values: args } = parseArgs({
     terminals: { type: 'string', default: '64' },
     rate: { type: 'string', default: '200' },
     duration: { type: 'string', default: '60' },
+    // Load before the measured run, not recorded: JIT, pooled connections and their prepared statements warm up.
+    warmup: { type: 'string', default: '5' },
     cards: { type: 'string', default: '10000' },
     mode: { type: 'string', default: 'wait' }, // wait | poll
     partitions: { type: 'string', default: '16' },
@@ -52,7 +54,8 @@ async function main() {
   const hot = scenario === 'hot-card';
   const cards = hot ? 3 : Number(args.cards);
   // Enough fresh QR tokens per card for the whole run: generous, they are cheap rows.
-  const expected = loop === 'open' ? rate * duration * (scenario === 'burst' ? 1.5 : 1) : 1500 * duration;
+  const warmup = Number(args.warmup);
+  const expected = loop === 'open' ? rate * duration * (scenario === 'burst' ? 1.5 : 1) + rate * warmup : 1500 * (duration + warmup);
   const membersPerCard = Math.max(4, Math.ceil((expected * mix.charge * 1.5) / cards));
 
   const stores = await benchStores('bench');
@@ -74,6 +77,13 @@ async function main() {
     RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: '10000000',
   });
   const gen = new LoadGenerator({ url: engine.url, preload: data, hotCards: hot ? [1, 2, 3] : undefined, mix, mode: args.mode as 'wait' | 'poll' });
+
+  if (warmup > 0) {
+    console.log(`warming up for ${warmup} s (not recorded) …`);
+    if (loop === 'closed') await closedLoop(gen, terminals, warmup);
+    else await openLoop(gen, () => rate, warmup);
+    gen.reset();
+  }
 
   const resources: { t: number; cpuS: Record<string, number>; rssMb: Record<string, number> }[] = [];
   const sampler = setInterval(() => {
@@ -148,6 +158,7 @@ async function main() {
     terminals: loop === 'closed' ? terminals : undefined,
     rate: loop === 'open' ? rate : undefined,
     duration_s: Math.round(loadSeconds * 10) / 10,
+    warmup_s: warmup,
     cards,
     partitions: Number(args.partitions),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
