@@ -19,8 +19,9 @@ export interface Applied {
 }
 
 /**
- * Applies the business rules of one operation to the rows it locks, and returns the writes that
- * follow, unsent. Throws a non-retryable AppError for a business refusal (the operation then
+ * Applies the business rules of one operation to the rows it locks (reading them with `read`,
+ * whose round trip may carry earlier operations' writes), and returns the writes that follow,
+ * unsent: they are built with `trx` and sent by the runner. Throws a non-retryable AppError for a business refusal (the operation then
  * fails with that code); any other error is infrastructure trouble and the job is retried.
  */
 export type ApplyOperation = (trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read) => Promise<Applied>;
