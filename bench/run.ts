@@ -119,7 +119,8 @@ async function main() {
     `SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at) * 1000)::numeric, 1) AS queue_wait_p50_ms,
             round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at) * 1000)::numeric, 1) AS queue_wait_p99_ms,
             round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - started_at) * 1000)::numeric, 1) AS processing_p50_ms,
-            round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - started_at) * 1000)::numeric, 1) AS processing_p99_ms
+            round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - started_at) * 1000)::numeric, 1) AS processing_p99_ms,
+            round(max(extract(epoch FROM completed_at - created_at) * 1000)::numeric, 1) AS accept_to_done_max_ms
        FROM operations WHERE type = 'payment' AND started_at IS NOT NULL AND completed_at IS NOT NULL AND principal LIKE 'merchant:%'`,
   );
   // Operations a worker applied per transaction: one batch's operations end at its transaction's now().
