@@ -30,6 +30,7 @@ const { values: args } = parseArgs({
     day: { type: 'string' },
     requests: { type: 'string' },
     concurrency: { type: 'string' },
+    'warmup-requests': { type: 'string' },
   },
 });
 

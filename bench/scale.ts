@@ -25,11 +25,13 @@ const { values: flags } = parseArgs({
     transactions: { type: 'string', default: '5000000' },
     day: { type: 'string', default: '100000' },
     requests: { type: 'string', default: '2000' },
-    concurrency: { type: 'string', default: '8' },
+    // Comma-separated: the lists are timed once per number of concurrent clients.
+    concurrency: { type: 'string', default: '8,1' },
+    'warmup-requests': { type: 'string', default: '200' },
     out: { type: 'string', default: 'bench/results' },
   },
 });
-const args = Object.fromEntries(Object.entries(flags).map(([k, v]) => [k, String(v)])) as Record<'cards' | 'transactions' | 'day' | 'requests' | 'concurrency' | 'out', string>;
+const args = Object.fromEntries(Object.entries(flags).map(([k, v]) => [k, String(v)])) as Record<'cards' | 'transactions' | 'day' | 'requests' | 'concurrency' | 'warmup-requests' | 'out', string>;
 
 async function main() {
   const cards = Number(args.cards);
@@ -89,24 +91,36 @@ async function main() {
     card_transactions: (i: number) => `/v1/cards/${data.cardId(1 + ((i * 104729) % cards))}/transactions?limit=50`,
     merchant_transactions: () => `/v1/merchant/transactions?limit=50`,
   };
-  const latencies: Record<string, ReturnType<typeof summarize>> = {};
-  for (const [name, path] of Object.entries(lists)) {
-    const key = name === 'merchant_transactions' ? merchantKey : admin;
+  const keyOf = (name: string) => (name === 'merchant_transactions' ? merchantKey : admin);
+  /** Requests from..from+count-1 of a list by `concurrency` clients; their latencies. */
+  const timeList = async (name: string, path: (i: number) => string, concurrency: number, from: number, count: number) => {
     const samples: number[] = [];
-    let next = 0;
+    let next = from;
     await Promise.all(
-      Array.from({ length: Number(args.concurrency) }, async () => {
-        while (next < Number(args.requests)) {
+      Array.from({ length: concurrency }, async () => {
+        while (next < from + count) {
           const i = next++;
           const t0 = performance.now();
-          const res = await call(`${engine.url}${path(i)}`, 'GET', { authorization: `Bearer ${key}` });
+          const res = await call(`${engine.url}${path(i)}`, 'GET', { authorization: `Bearer ${keyOf(name)}` });
           if (res.status !== 200) throw new Error(`${name}: HTTP ${res.status}`);
           samples.push(performance.now() - t0);
         }
       }),
     );
-    latencies[name] = summarize(samples);
-    console.log(`${name}: ${JSON.stringify(latencies[name])}`);
+    return samples;
+  };
+  const requests = Number(args.requests);
+  const concurrencies = args.concurrency.split(',').map(Number);
+  // Not recorded: JIT, pooled connections and prepared statements warm up (on other rows than those timed).
+  for (const [name, path] of Object.entries(lists)) await timeList(name, path, concurrencies[0]!, requests * concurrencies.length, Number(args['warmup-requests']));
+  const latencies: Record<string, Record<string, ReturnType<typeof summarize>>> = {};
+  for (const [n, concurrency] of concurrencies.entries()) {
+    const byList: Record<string, ReturnType<typeof summarize>> = {};
+    for (const [name, path] of Object.entries(lists)) {
+      byList[name] = summarize(await timeList(name, path, concurrency, n * requests, requests));
+      console.log(`${name}, ${concurrency} clients: ${JSON.stringify(byList[name])}`);
+    }
+    latencies[`${concurrency}_clients`] = byList;
   }
   await engine.stop();
 
@@ -120,7 +134,7 @@ async function main() {
     cards,
     transactions: total + cards,
     machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
-    conditions: `${args.concurrency} concurrent clients, ${args.requests} requests per list, engine (web + worker), Postgres, Redis and client on one machine`,
+    conditions: `${args.requests} requests per list and number of concurrent clients (${args.concurrency}), after ${args['warmup-requests']} not recorded; limit=50; engine (web + worker), Postgres, Redis and client on one machine`,
     list_latency_ms: latencies,
     settlement: { day, payments_settled: settledCount, merchants: settled.length, ms: timings['settlement of the 100k-transaction day'] },
     timings_ms: timings,
