@@ -21,8 +21,9 @@ export interface Applied {
 /**
  * Applies the business rules of one operation to the rows it locks (reading them with `read`,
  * whose round trip may carry earlier operations' writes), and returns the writes that follow,
- * unsent: they are built with `trx` and sent by the runner. Throws a non-retryable AppError for a business refusal (the operation then
- * fails with that code); any other error is infrastructure trouble and the job is retried.
+ * unsent (built with `trx`, sent by the runner). Throws a non-retryable AppError for a business
+ * refusal (the operation then fails with that code); any other error is infrastructure trouble
+ * and the job is retried.
  */
 export type ApplyOperation = (trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read) => Promise<Applied>;
 
@@ -123,9 +124,9 @@ class HeldWrites {
     if (cardId) this.cards.add(cardId);
   }
 
-  /** Sends what is held (with `last`, which must come after it). */
-  async flush(last: Statement[] = []): Promise<void> {
-    const [main, ...riders] = [...this.take(), ...last];
+  /** Sends what is held, and `also` in the same round trip. */
+  async flush(also: Statement[] = []): Promise<void> {
+    const [main, ...riders] = [...this.take(), ...also];
     if (main) await runTogether(this.trx, main, riders);
   }
 
