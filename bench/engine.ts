@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +43,8 @@ export interface EngineProcess {
 /** Starts `web` and `worker` as separate OS processes, as the Procfile runs them. */
 export async function startEngine(env: Record<string, string>): Promise<{ url: string; processes: EngineProcess[]; stop(): Promise<void> }> {
   const port = await freePort();
-  const common = { ...process.env, ...env, PORT: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
+  // Production mode, which wants a METRICS_TOKEN: the bench reads no metrics, so a throwaway one.
+  const common = { ...process.env, METRICS_TOKEN: randomBytes(24).toString('hex'), ...env, PORT: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
   const start = (name: string, file: string) => {
     // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each engine process there when it exits.
     const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${name}`] : [];

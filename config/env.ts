@@ -47,6 +47,10 @@ const optionalUrl = (protocols: string[]) =>
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(3000, 0, 65535),
+  // The API's listen address: every interface for the Procfile web; `npm start` sets 127.0.0.1.
+  HOST: z.string().regex(/^[0-9A-Za-z.:-]+$/, 'must be an IP address or host name').default('0.0.0.0'),
+  // A request (headers and body) must arrive within this time: a slowly sent body does not hold a socket open.
+  HTTP_REQUEST_TIMEOUT_MS: int(30_000, 500, 600_000),
   WORKER_METRICS_PORT: int(9464, 0, 65535),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: optionalUrl(['postgres://', 'postgresql://']),
@@ -57,7 +61,8 @@ const schema = z.object({
   MPS_ADMIN_KEY: z
     .string()
     .optional()
-    .refine((v) => v === undefined || (v.startsWith('mps_admin_') && v.length >= 40), 'must start with mps_admin_ and be at least 40 characters'),
+    .refine((v) => v === undefined || (v.startsWith('mps_admin_') && v.length >= 40), { message: 'must start with mps_admin_ and be at least 40 characters', abort: true })
+    .refine((v) => v === undefined || secretStrengthBits(v.slice('mps_admin_'.length)) >= 128, 'must carry at least 128 bits of randomness (make one with `npm run cli -- create-admin-key`)'),
   ENCRYPTION_KEY: z
     .string()
     .optional()
@@ -83,6 +88,8 @@ const schema = z.object({
   MAX_AMOUNT: amount('1000000.00'),
   MAX_RECHARGE: amount('50000.00'),
   MAX_BALANCE: amount('1000000.00'),
+  // Face value an app key may put on a voucher (against a payment_reference); admins up to MAX_AMOUNT.
+  MAX_VOUCHER_VALUE: amount('10000.00'),
   LARGE_TX_ALERT: amount('50000.00'),
   REFUND_WINDOW_DAYS: int(180, 0, 3650),
   QR_SINGLE_USE: bool(true),
@@ -103,6 +110,10 @@ const schema = z.object({
   RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: int(3000, 1, 10_000_000),
   RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN: int(600, 1, 10_000_000),
   RATE_LIMIT_BIND_PER_MIN: int(10, 1, 10_000),
+  RATE_LIMIT_QR_ISSUE_PER_CARD_PER_MIN: int(30, 1, 10_000),
+  // Wrong binding passwords on one card, from any caller, before binding to it is locked for BINDING_LOCK_S.
+  BINDING_MAX_FAILURES: int(5, 1, 1000),
+  BINDING_LOCK_S: int(900, 1, 86_400),
 
   SETTLEMENT_CRON: cron('10 0 * * *'),
   SETTLEMENT_TZ: z
@@ -114,7 +125,9 @@ const schema = z.object({
   ANOMALY_CRON: cron('* * * * *'),
   RECONCILE_CRON: cron('*/10 * * * * *'),
   RISK_AUTO_BLOCK: bool(false),
-  WEBHOOK_ALLOW_INSECURE: bool(true),
+  // http:// and private/loopback targets: only for the embedded `npm start` and tests, never in production.
+  WEBHOOK_ALLOW_INSECURE: bool(false),
+  WEBHOOK_MAX_ENDPOINTS: int(16, 1, 1000),
   WEBHOOK_TIMEOUT_MS: int(10_000, 100, 60_000),
   WEBHOOK_BACKOFF_BASE_MS: int(30_000, 1, 3_600_000),
   WEBHOOK_BACKOFF_CAP_MS: int(6 * 3_600_000, 1, 86_400_000),
@@ -122,7 +135,33 @@ const schema = z.object({
   WEBHOOK_CONCURRENCY: int(20, 1, 500),
   WEBHOOK_PER_ENDPOINT_CONCURRENCY: int(2, 1, 100),
   RELAY_CRON: cron('* * * * * *'),
+  // Bull Board can retry, clean and add jobs only when this is on; read-only otherwise.
+  BULL_BOARD_WRITE: bool(false),
 });
+
+/** Production refuses settings that are only safe on a developer's machine. */
+function productionProblems(c: z.output<typeof schema>): string[] {
+  if (c.NODE_ENV !== 'production') return [];
+  const problems: string[] = [];
+  if (!c.METRICS_TOKEN) problems.push('METRICS_TOKEN: required when NODE_ENV=production (/metrics would be open)');
+  if (c.WEBHOOK_ALLOW_INSECURE) problems.push('WEBHOOK_ALLOW_INSECURE: must be false when NODE_ENV=production (webhooks would reach internal services)');
+  return problems;
+}
+
+/**
+ * Bits of randomness a secret can carry at most: its length times log2 of the character
+ * classes it uses, cut down when its characters repeat (empirical entropy), so neither
+ * 30 × "a" nor "abcd" × 8 passes for a key.
+ */
+export function secretStrengthBits(secret: string): number {
+  const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/];
+  const pool = [26, 26, 10, 32].reduce((sum, size, i) => sum + (classes[i]!.test(secret) ? size : 0), 0);
+  const counts = new Map<string, number>();
+  for (const ch of secret) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  let empirical = 0;
+  for (const n of counts.values()) empirical -= (n / secret.length) * Math.log2(n / secret.length);
+  return Math.min(secret.length * Math.log2(Math.max(pool, 1)), secret.length * empirical * 1.4);
+}
 
 export type Config = Readonly<z.output<typeof schema>>;
 
@@ -143,7 +182,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
-  return Object.freeze({ ...parsed.data, ...overrides });
+  const config = { ...parsed.data, ...overrides };
+  const problems = productionProblems(config);
+  if (problems.length) throw new ConfigError(problems);
+  return Object.freeze(config);
 }
 
 /** For entry points: the configuration, or the list of bad variables on stderr and exit code 1. */

@@ -1,32 +1,13 @@
-import { lookup } from 'node:dns/promises';
 import type { Deps } from '../config/deps.js';
-import { AppError } from '../domain/errors.js';
 import { open } from '../domain/secret-box.js';
-import { isPrivateAddress, webhookUrlProblem } from '../domain/webhook-url.js';
 import { retryDelayMs, signatureHeader } from '../domain/webhook-signature.js';
 import { disableEndpoint, findDelivery, findEndpoint, recordAttempt, type AttemptLog } from '../db/queries/webhooks.js';
 import type { WebhookPayload } from './names.js';
 import { webhookJobOptions } from './queues.js';
+import { postToTarget, resolveWebhookTarget } from './webhook-target.js';
 
 const EXCERPT_BYTES = 512;
 const RESPONSE_CAP_BYTES = 64 * 1024;
-
-/**
- * Refuses URLs a merchant must not point MPS at: anything but https (unless insecure is allowed),
- * and, when insecure is off, hosts that resolve to private or loopback addresses (checked after
- * DNS, at registration and again before every attempt).
- */
-export async function assertDeliverableUrl(url: string, allowInsecure: boolean): Promise<void> {
-  const problem = webhookUrlProblem(url, allowInsecure);
-  if (problem) throw new AppError('VALIDATION_ERROR', `url ${problem}`, { issues: [{ field: 'url', message: problem }] });
-  if (allowInsecure) return;
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  const addresses = await lookup(host, { all: true }).catch(() => []);
-  if (!addresses.length) throw new AppError('VALIDATION_ERROR', 'url host does not resolve', { issues: [{ field: 'url', message: 'does not resolve' }] });
-  if (addresses.some((a) => isPrivateAddress(a.address))) {
-    throw new AppError('VALIDATION_ERROR', 'url resolves to a private or loopback address', { issues: [{ field: 'url', message: 'private address' }] });
-  }
-}
 
 /**
  * One delivery attempt: POST the signed event with a 10 s timeout. 2xx delivers; 410 Gone disables
@@ -117,32 +98,24 @@ async function releaseEndpointSlot(deps: Deps, endpointId: string): Promise<void
   await deps.redis.decr(slotKey(deps, endpointId)).catch(() => undefined);
 }
 
-/** POSTs with a timeout and reads at most RESPONSE_CAP_BYTES of the answer; network errors are an attempt too. */
+/**
+ * POSTs with a timeout to the address the URL is judged by at this attempt, and reads at most
+ * RESPONSE_CAP_BYTES of the answer. A refused target gets no request, so nothing of a private
+ * service's answer is ever stored; network errors are an attempt too.
+ */
 async function post(url: string, body: string, headers: Record<string, string>, allowInsecure: boolean, timeoutMs: number): Promise<AttemptLog> {
   const started = Date.now();
   const at = new Date(started).toISOString();
+  let target;
   try {
-    await assertDeliverableUrl(url, allowInsecure);
-    const res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
-    const excerpt = await readCapped(res);
-    return { at, status: res.status, duration_ms: Date.now() - started, excerpt: excerpt.slice(0, EXCERPT_BYTES) };
+    target = await resolveWebhookTarget(url, allowInsecure);
   } catch (err) {
-    const e = err as Error;
-    return { at, status: null, duration_ms: Date.now() - started, error: e.name === 'TimeoutError' ? `timeout after ${timeoutMs} ms` : e.message.slice(0, 200) };
+    return { at, status: null, duration_ms: Date.now() - started, error: `refused: ${(err as Error).message}` };
   }
-}
-
-async function readCapped(res: Response): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  while (size < RESPONSE_CAP_BYTES) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
+  try {
+    const res = await postToTarget(target, body, headers, timeoutMs, RESPONSE_CAP_BYTES);
+    return { at, status: res.status, duration_ms: Date.now() - started, excerpt: res.body.slice(0, EXCERPT_BYTES) };
+  } catch (err) {
+    return { at, status: null, duration_ms: Date.now() - started, error: (err as Error).message.slice(0, 200) };
   }
-  await reader.cancel().catch(() => undefined);
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -14,7 +14,7 @@ import {
   type WebhookDeliveryRow,
   type WebhookEndpointRow,
 } from '../../db/queries/webhooks.js';
-import { assertDeliverableUrl } from '../../jobs/deliver-webhook.js';
+import { resolveWebhookTarget } from '../../jobs/webhook-target.js';
 import { webhookJobOptions } from '../../jobs/queues.js';
 import { isUuid } from '../access.js';
 import { newestFirst } from '../../db/knex.js';
@@ -81,9 +81,15 @@ export function webhookRoutes(deps: Deps): Router {
   router.post('/merchant/webhook-endpoints', allow('merchant'), async (req, res) => {
     const body = parse(endpointBody, req.body);
     const key = encryptionKey();
-    await assertDeliverableUrl(body.url, config.WEBHOOK_ALLOW_INSECURE);
+    await resolveWebhookTarget(body.url, config.WEBHOOK_ALLOW_INSECURE);
     const secret = `whsec_${randomSecret(32)}`;
     const endpoint = await db.transaction(async (trx) => {
+      // The merchant row lock serializes registrations, so two at once cannot both pass the cap.
+      await trx('merchants').where({ id: merchantOf(req) }).forUpdate().first('id');
+      const [counted] = await trx('webhook_endpoints').where({ merchant_id: merchantOf(req) }).count<{ n: string }[]>({ n: '*' });
+      if (Number(counted?.n) >= config.WEBHOOK_MAX_ENDPOINTS) {
+        throw new AppError('CONFLICT', `A merchant may have at most ${config.WEBHOOK_MAX_ENDPOINTS} webhook endpoints; delete one first`, { limit: config.WEBHOOK_MAX_ENDPOINTS });
+      }
       const row = await insertEndpoint(trx, { merchant_id: merchantOf(req), url: body.url, events: [...new Set(body.events)], secret_enc: seal(secret, key) });
       await appendAudit(trx, audit(req, 'webhook_endpoint.create', row.id, { url: row.url, events: row.events }));
       return row;
@@ -141,6 +147,8 @@ export function webhookRoutes(deps: Deps): Router {
     const endpoint = delivery ? await findEndpoint(db, delivery.endpoint_id, merchantOf(req)) : undefined;
     if (!delivery || !endpoint) throw notFound('webhook delivery');
     if (endpoint.status !== 'active') throw new AppError('CONFLICT', 'The endpoint is disabled');
+    // Redelivery must not become a way to send requests at will to a target delivery refuses.
+    await resolveWebhookTarget(endpoint.url, config.WEBHOOK_ALLOW_INSECURE);
     const [row] = await db<WebhookDeliveryRow>('webhook_deliveries')
       .where({ id })
       .update({ status: 'pending', next_attempt_at: db.fn.now() } as never)

@@ -28,7 +28,7 @@ export interface TestSystem {
 export async function startSystem(overrides: Partial<Config> = {}, options: { workers?: boolean; logger?: Logger } = {}): Promise<TestSystem> {
   const config = loadConfig(
     { DATABASE_URL: testEnv.databaseUrl, REDIS_URL: testEnv.redisUrl, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', NODE_ENV: 'test' },
-    { QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`, AUTH_CACHE_TTL_MS: 0, DB_POOL_MAX: 10, ENCRYPTION_KEY: randomBytes(32).toString('hex'), ...overrides },
+    { QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`, AUTH_CACHE_TTL_MS: 0, WEBHOOK_ALLOW_INSECURE: true, DB_POOL_MAX: 10, ENCRYPTION_KEY: randomBytes(32).toString('hex'), ...overrides },
   );
   const deps = await createDeps(config, { logger: options.logger });
   const waiter = new OperationWaiter(deps);

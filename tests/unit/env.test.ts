@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { CONFIG_KEYS, ConfigError, loadConfig } from '../../config/env.js';
 
-const ADMIN_KEY = `mps_admin_${'x'.repeat(30)}`; // 40 characters
+const ADMIN_KEY = 'mps_admin_Vb3q9ZkT1xWm7Rc2LpN8yHd4sJf6Ga'; // 40 characters, random
 
 function problemsOf(env: Record<string, string | undefined>): string[] {
   try {
@@ -39,7 +39,7 @@ describe('config/env loadConfig', () => {
       SETTLEMENT_CRON: '10 0 * * *',
       SETTLEMENT_TZ: 'Asia/Taipei',
       RISK_AUTO_BLOCK: false,
-      WEBHOOK_ALLOW_INSECURE: true,
+      WEBHOOK_ALLOW_INSECURE: false,
       MPS_ADMIN_KEY: undefined,
       DATABASE_URL: undefined,
       REDIS_URL: undefined,
@@ -76,6 +76,7 @@ describe('config/env loadConfig', () => {
         MAX_RECHARGE: '1000',
         REFUND_WINDOW_DAYS: '0',
         NODE_ENV: 'production',
+        METRICS_TOKEN: 'metrics-token-of-16+',
       });
       expect(c.PORT).to.equal(8080);
       expect(c.CARD_PARTITIONS).to.equal(64);

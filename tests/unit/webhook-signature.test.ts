@@ -189,4 +189,21 @@ describe('domain/webhook-url', () => {
       expect(isPrivateAddress(a), a).to.equal(false);
     }
   });
+
+  it('judges IPv6 forms that carry an IPv4 address by that address, and allows only global unicast IPv6', () => {
+    for (const a of ['::ffff:7f00:1', '::ffff:a00:1', '::7f00:1', '::127.0.0.1', '64:ff9b::7f00:1', '64:ff9b::a9fe:a9fe', '2002:7f00:1::1', '2001:0:4136::1', '2001:db8::1', '[::1]', 'fe80::1%eth0', 'ff02::1', '100::1']) {
+      expect(isPrivateAddress(a), a).to.equal(true);
+    }
+    for (const a of ['::ffff:808:808', '64:ff9b::808:808', '2a00:1450:4001::200e']) {
+      expect(isPrivateAddress(a), a).to.equal(false);
+    }
+  });
+
+  it('refuses IP-literal URLs of private hosts in every spelling the URL parser accepts, before any DNS', () => {
+    for (const url of ['https://127.0.0.1/', 'https://2130706433/', 'https://0x7f000001/', 'https://127.1/', 'https://0177.0.0.1/', 'https://0.0.0.0/', 'https://[::1]/', 'https://[::ffff:127.0.0.1]/', 'https://localhost/', 'https://api.localhost/', 'https://169.254.169.254/']) {
+      expect(webhookUrlProblem(url, false), url).to.equal('must not be a private or loopback address');
+    }
+    expect(webhookUrlProblem('https://8.8.8.8/', false)).to.equal(undefined);
+    expect(webhookUrlProblem('https://hooks.example.com/', false)).to.equal(undefined);
+  });
 });
