@@ -8,6 +8,8 @@ export interface Principal {
   memberId: string | null;
   /** Idempotency keys are unique within this scope: the merchant, the member, or the key itself. */
   scope: string;
+  /** Set when the merchant or member the key acts for is suspended (the key may then only read, or nothing). */
+  suspended?: 'merchant' | 'member';
 }
 
 declare module 'express-serve-static-core' {

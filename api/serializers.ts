@@ -77,6 +77,7 @@ export interface TransactionRow {
   points_earned: number;
   points_clawed_back: number;
   payment_method: string | null;
+  payment_reference?: string | null;
   external_order_id: string | null;
   tag: Record<string, unknown> | null;
   reason: string | null;

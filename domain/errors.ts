@@ -6,6 +6,8 @@ export const ERROR_STATUS = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   BINDING_PASSWORD_INVALID: 403,
+  BINDING_LOCKED: 429,
+  PAYMENT_REFERENCE_USED: 409,
   NOT_FOUND: 404,
   IDEMPOTENCY_KEY_REUSED: 409,
   CONFLICT: 409,
@@ -64,10 +66,12 @@ export class AppError extends Error {
     message: string,
     readonly details?: Record<string, unknown>,
     readonly retryable = false,
+    /** Overrides the code's usual status, e.g. MERCHANT_SUSPENDED refuses a key (403) where it usually ends an operation (422). */
+    status?: number,
   ) {
     super(message);
     this.name = 'AppError';
-    this.status = ERROR_STATUS[code];
+    this.status = status ?? ERROR_STATUS[code];
   }
 }
 

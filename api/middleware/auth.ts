@@ -3,7 +3,7 @@ import type { Deps } from '../../config/deps.js';
 import { AppError } from '../../domain/errors.js';
 import { roleOfKey, sha256, type KeyRole } from '../../domain/tokens.js';
 import type { Principal } from '../context.js';
-import { findActiveKeyByHash } from '../../db/queries/api-keys.js';
+import { findActiveKeyByHash, type ActiveKeyRow } from '../../db/queries/api-keys.js';
 
 interface CacheEntry {
   principal: Principal | null;
@@ -28,7 +28,7 @@ export function authenticate(deps: Pick<Deps, 'db' | 'config'>) {
     if (!entry || entry.until <= now) {
       const row = await findActiveKeyByHash(deps.db, hash);
       entry = {
-        principal: row ? toPrincipal(row) : null,
+        principal: row && row.member_status !== 'erased' ? toPrincipal(row) : null,
         until: now + deps.config.AUTH_CACHE_TTL_MS,
       };
       if (deps.config.AUTH_CACHE_TTL_MS > 0) {
@@ -41,14 +41,22 @@ export function authenticate(deps: Pick<Deps, 'db' | 'config'>) {
       return next(new AppError('UNAUTHENTICATED', 'Missing or unknown API key'));
     }
     req.principal = entry.principal;
+    // Suspended means stopped: a member's tokens do nothing; a merchant's keys still read its history.
+    if (entry.principal.suspended === 'member') return next(new AppError('MEMBER_SUSPENDED', 'This member is suspended', undefined, false, 403));
+    if (entry.principal.suspended === 'merchant' && !READS.has(req.method)) {
+      return next(new AppError('MERCHANT_SUSPENDED', 'This merchant is suspended: its keys may only read', undefined, false, 403));
+    }
     next();
   };
 }
 
-function toPrincipal(row: { id: string; role: string; merchant_id: string | null; member_id: string | null }): Principal {
-  const role = row.role as KeyRole;
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function toPrincipal(row: ActiveKeyRow): Principal {
+  const role = row.role;
   const scope = role === 'merchant' ? `merchant:${row.merchant_id}` : role === 'member' ? `member:${row.member_id}` : `key:${row.id}`;
-  return { keyId: row.id, role, merchantId: row.merchant_id, memberId: row.member_id, scope };
+  const suspended = row.merchant_status === 'suspended' ? 'merchant' : row.member_status === 'suspended' ? 'member' : undefined;
+  return { keyId: row.id, role, merchantId: row.merchant_id, memberId: row.member_id, scope, ...(suspended ? { suspended } : {}) };
 }
 
 /** Route guard: the caller's role must be one of `roles`, else 403. */

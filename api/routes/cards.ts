@@ -6,6 +6,7 @@ import { changeBalance, changePoints } from '../../db/queries/ledgers.js';
 import { loadLevels } from '../../db/queries/levels.js';
 import { findCardByNo, insertCard, lockCard, setCardStatus, type MemberCardRow } from '../../db/queries/member-cards.js';
 import { findMember } from '../../db/queries/members.js';
+import { isUniqueViolation } from '../../db/pg-errors.js';
 import { endQrTokens } from '../../db/queries/qr.js';
 import { insertTransaction } from '../../db/queries/transactions.js';
 import { cardRateMilli } from '../../domain/card-rate.js';
@@ -36,7 +37,12 @@ export function cardRoutes(deps: Deps): Router {
 
   router.post('/cards', allow('admin', 'app'), async (req, res) => {
     const body = parse(createCardBody, req.body);
-    const faceValue = body.face_value === undefined ? null : parseAmount(body.face_value, Math.min(config.MAX_AMOUNT, config.MAX_BALANCE), 'face_value');
+    // Value only against money: the member-app backend issues a voucher for a payment its provider
+    // confirmed (payment_reference, once), up to MAX_VOUCHER_VALUE; admins issue any, audited.
+    const byApp = principalOf(req).role === 'app';
+    if (byApp && body.type === 'voucher' && body.payment_reference === undefined) throw fieldError('payment_reference', 'is required for vouchers issued by an app key: the payment provider\'s id of the money paid');
+    const maxFace = Math.min(config.MAX_AMOUNT, config.MAX_BALANCE, byApp ? config.MAX_VOUCHER_VALUE : Number.MAX_SAFE_INTEGER);
+    const faceValue = body.face_value === undefined ? null : parseAmount(body.face_value, maxFace, 'face_value');
     if (body.expires_at !== undefined && (await db.raw<{ rows: { past: boolean }[] }>('SELECT ?::timestamptz <= now() AS past', [body.expires_at])).rows[0]!.past) {
       throw fieldError('expires_at', 'must be in the future');
     }
@@ -67,6 +73,10 @@ export function cardRoutes(deps: Deps): Router {
           final_amount_minor: faceValue,
           via_balance: true,
           payment_method: 'voucher_issue',
+          payment_reference: body.payment_reference ?? null,
+        }).catch((err: unknown) => {
+          if (isUniqueViolation(err, 'transactions_payment_reference')) throw new AppError('PAYMENT_REFERENCE_USED', 'This payment_reference has already paid for a voucher', { payment_reference: body.payment_reference });
+          throw err;
         });
         await changeBalance(trx, row, { delta: faceValue, transactionId: tx.id, reason: 'recharge' });
       }
@@ -74,7 +84,7 @@ export function cardRoutes(deps: Deps): Router {
         action: 'card.create',
         objectType: 'card',
         objectId: row.id,
-        context: { type: row.type, owner_member_id: owner.id, face_value: faceValue === null ? null : formatMinor(faceValue) },
+        context: { type: row.type, owner_member_id: owner.id, face_value: faceValue === null ? null : formatMinor(faceValue), payment_reference: body.payment_reference ?? null },
       });
       return row;
     });

@@ -1,7 +1,7 @@
 import { Router, type Request } from 'express';
 import type { Deps } from '../../config/deps.js';
 import type { Db } from '../../db/knex.js';
-import { createApiKey } from '../../db/queries/api-keys.js';
+import { createApiKey, revokeMemberTokens } from '../../db/queries/api-keys.js';
 import { insertBinding } from '../../db/queries/bindings.js';
 import { insertIdentity, listIdentities } from '../../db/queries/identities.js';
 import { loadLevels } from '../../db/queries/levels.js';
@@ -101,6 +101,18 @@ export function memberRoutes(deps: Deps): Router {
     res.status(201).json({ token: key, expires_at: iso(row.expires_at) });
   });
 
+  /** A lost phone or a signed-out member: every token of the member stops working (within AUTH_CACHE_TTL_MS). */
+  router.delete('/members/:id/tokens', allow('admin', 'app'), async (req, res) => {
+    const id = idParam(req, 'id', 'member');
+    await db.transaction(async (trx) => {
+      const member = await lockMember(trx, id);
+      if (!member) throw notFound('member');
+      const revoked = await revokeMemberTokens(trx, id);
+      await recordAudit(trx, req, { action: 'member.tokens_revoke', objectType: 'member', objectId: id, context: { revoked } });
+    });
+    res.status(204).end();
+  });
+
   const statusChange = (action: string, from: MemberProfileRow['status'], to: MemberProfileRow['status']) =>
     router.post(`/members/:id/${action}`, allow('admin'), async (req, res) => {
       const id = idParam(req, 'id', 'member');
@@ -115,7 +127,7 @@ export function memberRoutes(deps: Deps): Router {
       });
       res.json(await memberView(db, member, await loadLevels(db)));
     });
-  // Suspension is checked where money moves (charges, recharges); tokens and bindings stay as they are.
+  // Suspension is checked where money moves (charges, recharges) and refuses the member's tokens; bindings stay.
   statusChange('suspend', 'active', 'suspended');
   statusChange('reactivate', 'suspended', 'active');
 

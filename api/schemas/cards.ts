@@ -12,12 +12,15 @@ export const createCardBody = z
     face_value: fields.amount.optional(),
     expires_at: fields.isoTime.optional(),
     binding_password: z.string().optional(),
+    // The payment provider's id for the money behind a voucher: required from app keys.
+    payment_reference: z.string().trim().min(1).max(200).optional(),
   })
   .superRefine((body, ctx) => {
     const issue = (field: string, message: string) => ctx.addIssue({ code: 'custom', path: [field], message });
     if (body.fixed_discount !== undefined && body.type !== 'corporate') issue('fixed_discount', 'only corporate cards have a fixed discount');
     if (body.type === 'voucher' && body.face_value === undefined) issue('face_value', 'is required for vouchers');
     if (body.type !== 'voucher' && body.face_value !== undefined) issue('face_value', 'only vouchers have a face value');
+    if (body.type !== 'voucher' && body.payment_reference !== undefined) issue('payment_reference', 'only vouchers are paid for at creation');
     if (SHARED.includes(body.type)) {
       const bytes = body.binding_password === undefined ? 0 : Buffer.byteLength(body.binding_password);
       // bcrypt reads at most 72 bytes: a longer password would silently match its own prefix.

@@ -14,11 +14,26 @@ export interface ApiKeyRow {
   created_at: Date;
 }
 
-export async function findActiveKeyByHash(db: Db, hash: string): Promise<ApiKeyRow | undefined> {
-  return db<ApiKeyRow>('api_keys')
-    .where({ key_hash: hash, status: 'active' })
-    .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', db.fn.now()))
-    .first();
+/** A usable key with the status of the merchant or member it acts for. */
+export interface ActiveKeyRow extends ApiKeyRow {
+  merchant_status: 'active' | 'suspended' | null;
+  member_status: 'active' | 'suspended' | 'erased' | null;
+}
+
+export async function findActiveKeyByHash(db: Db, hash: string): Promise<ActiveKeyRow | undefined> {
+  return db('api_keys as k')
+    .leftJoin('merchants as m', 'm.id', 'k.merchant_id')
+    .leftJoin('member_profiles as p', 'p.id', 'k.member_id')
+    .where({ 'k.key_hash': hash, 'k.status': 'active' })
+    .andWhere((q) => q.whereNull('k.expires_at').orWhere('k.expires_at', '>', db.fn.now()))
+    .first<ActiveKeyRow | undefined>('k.*', 'm.status as merchant_status', 'p.status as member_status');
+}
+
+/** Revokes every member token of a member (e.g. a lost phone): they stop authenticating at once. */
+export async function revokeMemberTokens(db: Db, memberId: string): Promise<number> {
+  return db('api_keys')
+    .where({ member_id: memberId, role: 'member', status: 'active' })
+    .update({ status: 'revoked', revoked_at: db.fn.now() } as never);
 }
 
 /** Creates a key and returns the plain value once; only its hash is stored. */

@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import type { Deps } from '../../config/deps.js';
 import { createApiKey } from '../queries/api-keys.js';
 import { insertCard } from '../queries/member-cards.js';
 import { findOperation, insertOperation } from '../queries/operations.js';
 import { runCardOperation } from '../../jobs/index.js';
-import { sha256 } from '../../domain/tokens.js';
+import { randomSecret, sha256 } from '../../domain/tokens.js';
 
 export interface DemoData {
   adminKey: string;
@@ -26,7 +26,8 @@ export interface DemoData {
  */
 export async function seedDemo(deps: Deps): Promise<DemoData> {
   const { db } = deps;
-  const bindingPassword = 'demo-family-123';
+  // Made per install: a fixed demo password would open every demo deployment's family card.
+  const bindingPassword = `Family-${randomInt(1000, 10_000)}-${randomSecret(4)}`;
   const base = await db.transaction(async (trx) => {
     const admin = await createApiKey(trx, { role: 'admin', name: 'demo admin' });
     const app = await createApiKey(trx, { role: 'app', name: 'demo member app' });

@@ -88,8 +88,15 @@ describe('Bull Board at /admin/queues', function () {
       if (shotDir) rmSync(shotDir, { recursive: true, force: true });
     });
 
-    it('lists the partition queues for an admin and renders a screenshot', async () => {
+    it('lists the partition queues for an admin and renders a screenshot, asking no other host for anything', async () => {
       const context = await browser!.newContext({ httpCredentials: { username: 'admin', password: sys.adminKey } });
+      const elsewhere: string[] = [];
+      // Every request the page sends passes here; one to another host (a web font, a CDN) is noted and refused.
+      await context.route('**/*', (route) => {
+        if (new URL(route.request().url()).host === new URL(sys.url).host) return route.continue();
+        elsewhere.push(route.request().url());
+        return route.abort();
+      });
       try {
         const page = await context.newPage();
         const response = await page.goto(`${sys.url}/admin/queues`);
@@ -104,6 +111,7 @@ describe('Bull Board at /admin/queues', function () {
         const shot = join(process.env.BULL_BOARD_SHOT_DIR ?? shotDir!, 'bull-board.png');
         await page.screenshot({ path: shot, fullPage: true });
         expect(statSync(shot).size).to.be.greaterThan(5_000);
+        expect(elsewhere, 'requests to other hosts').to.deep.equal([]);
       } finally {
         await context.close();
       }

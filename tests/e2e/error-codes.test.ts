@@ -18,6 +18,7 @@ import {
   type OperationJson,
 } from '../helpers/money.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
+import { startWorkers } from '../../workers/main.js';
 
 /**
  * Every terminal business error code of API.md, each produced through the HTTP API, and each
@@ -143,14 +144,32 @@ describe('e2e: terminal error codes', function () {
     await expectLedgersMatch(sys, card.id, { balance: 9_900, points: 1 });
   });
 
-  it('MERCHANT_SUSPENDED: a suspended merchant’s key still authenticates, its charges fail', async () => {
+  it('MERCHANT_SUSPENDED: a suspended merchant’s key is refused 403 on a charge; one accepted before the suspension fails with it', async () => {
     const m = await createMerchant(sys);
     const { card } = await fundedCard();
     const qr = await issueQr(sys, card.id);
     expect((await sys.http.post(`/v1/merchants/${m.merchant.id}/suspend`, {}, { key: sys.adminKey })).status).to.equal(200);
-    await failsWith(await charge(sys, m.key, { qr, amount: '1.00' }), 'MERCHANT_SUSPENDED');
+    expectError(await charge(sys, m.key, { qr, amount: '1.00' }), 403, 'MERCHANT_SUSPENDED');
+    expect(await countRows(sys, 'operations', { merchant_id: m.merchant.id })).to.equal(0);
     expect((await sys.http.post(`/v1/merchants/${m.merchant.id}/reactivate`, {}, { key: sys.adminKey })).status).to.equal(200);
-    // The QR was not consumed by the refusal.
+
+    // Accepted while active, applied after the suspension: the worker refuses it under the lock.
+    const idle = await startSystem({}, { workers: false });
+    try {
+      const queued = await charge(idle, m.key, { qr, amount: '1.00' }, { wait: false });
+      expect(queued.status, queued.text).to.equal(202);
+      expect((await idle.http.post(`/v1/merchants/${m.merchant.id}/suspend`, {}, { key: idle.adminKey })).status).to.equal(200);
+      const workers = await startWorkers(idle.deps);
+      try {
+        await failsWith(await idle.http.get<OperationJson>(`/v1/operations/${queued.body.id}`, { key: m.key, headers: { prefer: 'wait=10' } }), 'MERCHANT_SUSPENDED', idle);
+      } finally {
+        await workers.close();
+      }
+      expect((await idle.http.post(`/v1/merchants/${m.merchant.id}/reactivate`, {}, { key: idle.adminKey })).status).to.equal(200);
+    } finally {
+      await idle.stop();
+    }
+    // The QR was not consumed by the refusals.
     expectSucceeded(await charge(sys, m.key, { qr, amount: '1.00' }));
   });
 

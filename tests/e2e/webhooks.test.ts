@@ -659,7 +659,8 @@ describe('e2e: webhooks', function () {
       await waitFor('README receiver accepted', async () => (accepted.length ? accepted : undefined));
       expect(accepted).to.deep.equal([captured!.body]);
       expect(accepted[0].data.operation_id).to.equal(pay.id);
-      const [delivery] = await deliveries(key, `endpoint_id=${endpoint.id}&status=delivered`);
+      // The attempt is recorded once the receiver's answer is in, just after it handed the event over.
+      const delivery = await waitFor('delivery recorded', async () => (await deliveries(key, `endpoint_id=${endpoint.id}&status=delivered`))[0]);
       expect(delivery.attempt_log.map((a: any) => ({ status: a.status, excerpt: a.excerpt }))).to.deep.equal([{ status: 200, excerpt: 'ok' }]);
     });
 

@@ -301,12 +301,12 @@ describe('cards API', () => {
       expect((await bindingRow(card.id, owner.member.id)).role).to.equal('owner');
     });
 
-    it('refuses a suspended member with 422 MEMBER_SUSPENDED', async () => {
+    it('refuses a suspended member’s token with 403 MEMBER_SUSPENDED', async () => {
       const owner = await createMember(sys);
       const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: owner.id });
       const { member, token } = await memberWithToken(sys);
       await sys.http.post(`/v1/members/${member.id}/suspend`, {}, { key: sys.adminKey });
-      expectError(await sys.http.post('/v1/cards/bind', { card_no: card.card_no, binding_password: DEFAULT_BINDING_PASSWORD }, { key: token }), 422, 'MEMBER_SUSPENDED');
+      expectError(await sys.http.post('/v1/cards/bind', { card_no: card.card_no, binding_password: DEFAULT_BINDING_PASSWORD }, { key: token }), 403, 'MEMBER_SUSPENDED');
       expect(await bindingRow(card.id, member.id)).to.equal(undefined);
     });
 

@@ -244,7 +244,7 @@ describe('members API', () => {
   });
 
   describe('POST /v1/members/:id/suspend and /reactivate', () => {
-    it('suspends and reactivates, with audit events; the token keeps authenticating', async () => {
+    it('suspends and reactivates, with audit events; the member’s token is refused while suspended', async () => {
       const { member, token } = await memberWithToken(sys);
       const res = await sys.http.post(`/v1/members/${member.id}/suspend`, { reason: 'fraud review' }, { key: sys.adminKey });
       expect(res.status).to.equal(200);
@@ -253,14 +253,14 @@ describe('members API', () => {
       const audit = await lastAudit(sys, 'member', member.id);
       expect(audit).to.include({ action: 'member.suspend' });
       expect(audit.context).to.deep.equal({ reason: 'fraud review' });
-      const self = await sys.http.get(`/v1/members/${member.id}`, { key: token });
-      expect(self.status).to.equal(200);
-      expect(self.body.status).to.equal('suspended');
+      expectError(await sys.http.get(`/v1/members/${member.id}`, { key: token }), 403, 'MEMBER_SUSPENDED');
+      expect((await sys.http.get(`/v1/members/${member.id}`, { key: sys.adminKey })).body.status).to.equal('suspended');
 
       const back = await sys.http.post(`/v1/members/${member.id}/reactivate`, {}, { key: sys.adminKey });
       expect(back.body.status).to.equal('active');
       expect((await memberRow(member.id)).status).to.equal('active');
       expect((await lastAudit(sys, 'member', member.id)).action).to.equal('member.reactivate');
+      expect((await sys.http.get(`/v1/members/${member.id}`, { key: token })).status, 'the token works again').to.equal(200);
     });
 
     it('answers 409 to suspending a suspended member and reactivating an active one', async () => {
