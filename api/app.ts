@@ -5,6 +5,7 @@ import './context.js';
 import { authenticate } from './middleware/auth.js';
 import { BULL_BOARD_CSP, BULL_BOARD_PATH, bullBoardRoutes } from './bull-board.js';
 import { errorHandler, notFoundHandler, requireJsonBody } from './middleware/errors.js';
+import { jsonBody } from './middleware/json-body.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { requestContext } from './middleware/request-context.js';
 import { healthRoutes } from './routes/health.js';
@@ -38,7 +39,7 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   const v1 = express.Router();
   v1.use(rateLimit(deps, 'ip', deps.config.RATE_LIMIT_PER_IP_PER_MIN, (req) => req.ip));
   v1.use(requireJsonBody);
-  v1.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true, type: 'application/json' }));
+  v1.use(jsonBody(deps.config.BODY_LIMIT));
   v1.use(authenticate(deps));
   v1.use(rateLimit(deps, 'key', deps.config.RATE_LIMIT_PER_KEY_PER_MIN, (req) => req.principal?.keyId));
   v1.use(merchantRoutes(deps));

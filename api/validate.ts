@@ -18,9 +18,21 @@ export function parse<T extends z.ZodType>(schema: T, input: unknown, where = 'b
   throw new AppError('VALIDATION_ERROR', message, { ...(unknownFields.length ? { unknown_fields: unknownFields } : {}), issues });
 }
 
+const AMOUNT_EXPECTED = 'an amount such as 299 or "299.00" (more than 0, at most 2 decimals)';
+
+/** A real instant Postgres can hold: 0000-01-01 and 2026-02-30 pass the ISO pattern, not this. */
+function isRealInstant(text: string): boolean {
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) return false;
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  // The calendar date as written must exist (Date rolls 02-30 over into March).
+  const calendar = new Date(Date.UTC(year, month - 1, day));
+  return year >= 1970 && year <= 9999 && calendar.getUTCMonth() === month - 1 && calendar.getUTCDate() === day;
+}
+
 /** Reusable field schemas. */
 export const fields = {
-  amount: z.union([z.number(), z.string().max(32)]),
+  amount: z.union([z.number(), z.string().max(32)], { error: (issue) => (issue.input === undefined ? `is required: ${AMOUNT_EXPECTED}` : `must be ${AMOUNT_EXPECTED}`) }),
   uuid: z.uuid(),
   /** `tag`: a flat object of at most 20 keys and 2 KB of JSON. */
   tag: z
@@ -28,7 +40,7 @@ export const fields = {
     .refine((t) => Object.keys(t).length <= 20, 'tag may have at most 20 keys')
     .refine((t) => Buffer.byteLength(JSON.stringify(t)) <= 2048, 'tag may be at most 2 KB'),
   text: (max: number) => z.string().trim().min(1).max(max),
-  isoTime: z.iso.datetime({ offset: true }),
+  isoTime: z.iso.datetime({ offset: true }).refine(isRealInstant, 'must be a real date and time from 1970 to 9999'),
 };
 
 /** `?limit=&cursor=` of every list (API.md "Lists"). */

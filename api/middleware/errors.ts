@@ -13,6 +13,8 @@ export function toAppError(err: unknown): AppError {
   const parserType = (err as BodyParserError | null)?.type;
   if (parserType === 'entity.too.large') return new AppError('PAYLOAD_TOO_LARGE', 'Request body is too large');
   if (parserType === 'entity.parse.failed') return new AppError('VALIDATION_ERROR', 'Request body is not valid JSON');
+  // The router could not percent-decode a path parameter (e.g. /v1/members/%E0%A4%A).
+  if (err instanceof URIError) return new AppError('VALIDATION_ERROR', 'The URL has malformed percent-encoding');
   if (parserType === 'encoding.unsupported' || parserType === 'charset.unsupported') return new AppError('UNSUPPORTED_MEDIA_TYPE', 'Unsupported body encoding');
   if (isDatabaseUnavailable(err)) return new AppError('UNAVAILABLE', 'The service is temporarily unavailable; retry with the same Idempotency-Key', undefined, true);
   return new AppError('INTERNAL_ERROR', 'Internal error');
@@ -30,7 +32,7 @@ export function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const appError = toAppError(err);
     if (appError.status >= 500) logger.error({ request_id: req.id, err: err instanceof Error ? { message: err.message, code: (err as { code?: string }).code, stack: err.stack } : err }, 'request failed');
-    if (appError.code === 'RATE_LIMITED' && appError.details?.retry_after_s) res.setHeader('Retry-After', String(appError.details.retry_after_s));
+    if (appError.status === 429 && appError.details?.retry_after_s) res.setHeader('Retry-After', String(appError.details.retry_after_s));
     res.status(appError.status).json({
       error: { code: appError.code, message: appError.message, details: appError.details ?? {}, request_id: req.id },
     });
