@@ -19,21 +19,30 @@ export function rateLimit(
   return async (req: Request, _res: Response, next: NextFunction) => {
     const id = subject(req);
     if (!id) return next();
-    const windowMs = 60_000;
-    const now = Date.now();
-    const window = Math.floor(now / windowMs);
-    const key = `${deps.config.QUEUE_PREFIX}:rl:${bucket}:${id}:${window}`;
-    let count: number;
     try {
-      count = Number(await deps.redis.eval(HIT, 1, key, windowMs + 1000));
+      await countHit(deps, bucket, perMinute, id);
+      next();
     } catch (err) {
-      deps.logger.warn({ err: (err as Error).message, bucket }, 'rate limiter unavailable; allowing');
-      return next();
+      next(err);
     }
-    if (count > perMinute) {
-      const retryAfter = Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000));
-      return next(new AppError('RATE_LIMITED', `Too many requests (${bucket}); retry after ${retryAfter} s`, { retry_after_s: retryAfter, bucket }));
-    }
-    next();
   };
+}
+
+/** Counts one hit of `id` in `bucket`; RATE_LIMITED past `perMinute` in the current minute. For limits that need the request authorized first. */
+export async function countHit(deps: Pick<Deps, 'redis' | 'config' | 'logger'>, bucket: string, perMinute: number, id: string): Promise<void> {
+  const windowMs = 60_000;
+  const now = Date.now();
+  const window = Math.floor(now / windowMs);
+  const key = `${deps.config.QUEUE_PREFIX}:rl:${bucket}:${id}:${window}`;
+  let count: number;
+  try {
+    count = Number(await deps.redis.eval(HIT, 1, key, windowMs + 1000));
+  } catch (err) {
+    deps.logger.warn({ err: (err as Error).message, bucket }, 'rate limiter unavailable; allowing');
+    return;
+  }
+  if (count > perMinute) {
+    const retryAfter = Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000));
+    throw new AppError('RATE_LIMITED', `Too many requests (${bucket}); retry after ${retryAfter} s`, { retry_after_s: retryAfter, bucket });
+  }
 }

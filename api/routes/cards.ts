@@ -15,6 +15,7 @@ import { AppError, forbidden, notFound } from '../../domain/errors.js';
 import { formatMinor, parseAmount } from '../../domain/money.js';
 import { cardFor, isUuid } from '../access.js';
 import { allow, principalOf } from '../middleware/auth.js';
+import { failureLock } from '../middleware/failure-lock.js';
 import { rateLimit } from '../middleware/rate-limit.js';
 import { conflict, fieldError, idParam, recordAudit, requireActiveMember } from '../route-helpers.js';
 import { reasonBody } from '../schemas/common.js';
@@ -33,6 +34,7 @@ export function cardRoutes(deps: Deps): Router {
   const router = Router();
   const { db, config } = deps;
 
+  const bindingLock = failureLock(deps, 'bind-fail', config.BINDING_MAX_FAILURES, config.BINDING_LOCK_S, 'BINDING_LOCKED');
   const view = async (card: MemberCardRow) => cardJson(card, cardRateMilli(card, await loadLevels(db)));
 
   router.post('/cards', allow('admin', 'app'), async (req, res) => {
@@ -110,7 +112,9 @@ export function cardRoutes(deps: Deps): Router {
         if (!current) throw notFound('card');
         if (current.status !== from) throw conflict(`The card is ${current.status}; only ${from} cards can be ${action === 'freeze' ? 'frozen' : 'unfrozen'}`, { status: current.status });
         const row = (await setCardStatus(trx, id, from, to))!;
-        await recordAudit(trx, req, { action: `card.${action}`, objectType: 'card', objectId: id, context: reason ? { reason } : {} });
+        // A frozen card's QR codes end with it: one shown before the freeze must not pay after the unfreeze.
+        const qrRevoked = action === 'freeze' ? await endQrTokens(trx, { card_id: id }, 'revoked') : 0;
+        await recordAudit(trx, req, { action: `card.${action}`, objectType: 'card', objectId: id, context: { ...(reason ? { reason } : {}), ...(qrRevoked ? { qr_revoked: qrRevoked } : {}) } });
         return row;
       });
       res.json(await view(card));
@@ -142,10 +146,15 @@ export function cardRoutes(deps: Deps): Router {
     if (!member) throw notFound('member');
     requireActiveMember(member);
 
+    // Guessing is limited per card number too, whoever guesses: after BINDING_MAX_FAILURES wrong
+    // passwords the number is locked, even for the right one. Unknown numbers lock the same way,
+    // so the lock tells nothing about which numbers exist.
+    await bindingLock.assertOpen(body.card_no);
     // One answer for an unknown number, a card without a password and a wrong password, so numbers cannot be probed.
     const found = await findCardByNo(db, body.card_no);
     const matches = await bcrypt.compare(body.binding_password, found?.binding_password_hash ?? (await decoy()));
     if (!found || !found.binding_password_hash || !isShareable(found.type) || !matches) {
+      await bindingLock.countFailure(body.card_no);
       throw new AppError('BINDING_PASSWORD_INVALID', 'The card number or the binding password is wrong');
     }
 

@@ -9,12 +9,12 @@ import { newQrToken, sha256 } from '../../domain/tokens.js';
 import { appendAudit } from '../../db/queries/audit-events.js';
 import { loadLevels } from '../../db/queries/levels.js';
 import { findCard } from '../../db/queries/member-cards.js';
-import { endQrTokens, findQrByHash, issueQr } from '../../db/queries/qr.js';
+import { endQrTokens, findQrByHash, issueQr, type QrLookup } from '../../db/queries/qr.js';
 import { cardFor } from '../access.js';
 import { RISK_RULES, windowStart } from '../../domain/risk-rules.js';
 import { invalidQrKey } from '../../jobs/detect-anomalies.js';
 import { allow, principalOf } from '../middleware/auth.js';
-import { rateLimit } from '../middleware/rate-limit.js';
+import { countHit, rateLimit } from '../middleware/rate-limit.js';
 import { fields, parse } from '../validate.js';
 
 const issueBody = z.strictObject({
@@ -37,6 +37,8 @@ export function qrRoutes(deps: Deps): Router {
     const body = parse(issueBody, req.body);
     if (principal.role === 'member' && body.member_id) throw new AppError('VALIDATION_ERROR', 'member_id is only for app and admin keys', { unknown_fields: ['member_id'] });
     const { card } = await cardFor(db, principal, String(req.params.id), 'pay');
+    // Counted once the caller may use the card, so nobody else can use up a card's issues.
+    await countHit(deps, 'qr-issue', config.RATE_LIMIT_QR_ISSUE_PER_CARD_PER_MIN, card.id);
     const memberId = principal.memberId ?? body.member_id ?? card.owner_member_id;
     const binding = await db('card_bindings').where({ card_id: card.id, member_id: memberId }).first('role');
     if (!binding) throw new AppError('NOT_FOUND', 'That member is not bound to this card');
@@ -86,10 +88,11 @@ export function qrRoutes(deps: Deps): Router {
       const body = parse(validateBody, req.body);
       const qr = await findQrByHash(db, sha256(body.qr));
       const card = qr?.is_live ? await findCard(db, qr.card_id) : undefined;
-      if (!qr || !card || card.status !== 'active' || qr.card_expired) {
+      const reason = qrInvalidReason(qr, card);
+      if (reason || !qr || !card) {
         metrics.qrEvents.inc({ event: 'invalid' });
         await countInvalidQr(deps, principalOf(req).merchantId!);
-        return res.json({ valid: false, expires_at: qr?.expires_at.toISOString() ?? null, card: null });
+        return res.json({ valid: false, reason, expires_at: qr?.expires_at.toISOString() ?? null, card: null });
       }
       const rate = cardRateMilli(card, await loadLevels(db));
       res.json({
@@ -101,6 +104,18 @@ export function qrRoutes(deps: Deps): Router {
   );
 
   return router;
+}
+
+/**
+ * Why a QR cannot pay, for the POS screen: unknown (never issued here), expired, used, revoked,
+ * superseded (the member showed a newer one), card_not_active or card_expired; undefined if it can.
+ */
+export function qrInvalidReason(qr: QrLookup | undefined, card: { status: string } | undefined): string | undefined {
+  if (!qr) return 'unknown';
+  if (qr.end_reason) return qr.end_reason === 'rotated' ? 'superseded' : qr.end_reason;
+  if (qr.card_expired) return 'card_expired';
+  if (!card || card.status !== 'active') return 'card_not_active';
+  return undefined;
 }
 
 /** Feeds the invalid-QR anomaly rule; best effort, like the rate limiter. */

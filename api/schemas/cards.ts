@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { bindingPasswordProblem } from '../../domain/binding-password.js';
 import { fields } from '../validate.js';
 import { rateInput } from './common.js';
 
@@ -22,9 +23,8 @@ export const createCardBody = z
     if (body.type !== 'voucher' && body.face_value !== undefined) issue('face_value', 'only vouchers have a face value');
     if (body.type !== 'voucher' && body.payment_reference !== undefined) issue('payment_reference', 'only vouchers are paid for at creation');
     if (SHARED.includes(body.type)) {
-      const bytes = body.binding_password === undefined ? 0 : Buffer.byteLength(body.binding_password);
-      // bcrypt reads at most 72 bytes: a longer password would silently match its own prefix.
-      if (bytes < 6 || bytes > 72) issue('binding_password', 'is required for shared cards: 6 to 72 bytes');
+      const problem = body.binding_password === undefined ? 'is required for shared cards' : bindingPasswordProblem(body.binding_password);
+      if (problem) issue('binding_password', problem);
     } else if (body.binding_password !== undefined) {
       issue('binding_password', 'only shared cards (prepaid, corporate) have a binding password');
     }

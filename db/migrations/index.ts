@@ -21,6 +21,7 @@ import * as auditChains from './20261122001400_audit_chains.js';
 import * as auditChainHeads from './20261122001500_audit_chain_heads.js';
 import * as queuedByPartition from './20261122001600_index_queued_by_partition.js';
 import * as paymentReference from './20261201000100_transactions_payment_reference.js';
+import * as unguessableNumbers from './20261201000200_unguessable_numbers.js';
 
 type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
 
@@ -48,6 +49,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261122001500_audit_chain_heads': auditChainHeads,
   '20261122001600_index_queued_by_partition': queuedByPartition,
   '20261201000100_transactions_payment_reference': paymentReference,
+  '20261201000200_unguessable_numbers': unguessableNumbers,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

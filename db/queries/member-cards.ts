@@ -1,4 +1,5 @@
 import { runTogether, type Db, type Statement } from '../knex.js';
+import { isUniqueViolation } from '../pg-errors.js';
 import type { CardRow } from '../../api/serializers.js';
 import type { CardType } from '../../domain/discount.js';
 
@@ -44,13 +45,20 @@ export async function insertCard(
     expires_at?: string | Date | null;
   },
 ): Promise<MemberCardRow> {
-  const [row] = await db<MemberCardRow>('member_cards')
-    .insert({
-      ...card,
-      card_no: db.raw(`'880' || ? || lpad(nextval('card_no_seq')::text, 12, '0')`, [TYPE_DIGIT[card.type]]),
-    } as never)
-    .returning('*');
-  return row!;
+  // 880 + type digit + 11 random digits + a Luhn check digit. In a savepoint, so the rare clash
+  // with an existing number is tried again with another instead of failing the caller's transaction.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction(async (sp) => {
+        const [row] = await sp<MemberCardRow>('member_cards')
+          .insert({ ...card, card_no: sp.raw(`mps_luhn('880' || ? || mps_random_digits(11))`, [TYPE_DIGIT[card.type]]) } as never)
+          .returning('*');
+        return row!;
+      });
+    } catch (err) {
+      if (attempt >= 5 || !isUniqueViolation(err, 'member_cards_card_no_unique')) throw err;
+    }
+  }
 }
 
 export async function findCardByNo(db: Db, cardNo: string): Promise<MemberCardRow | undefined> {

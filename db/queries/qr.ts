@@ -9,10 +9,27 @@ export interface QrStateRow {
 }
 
 /** The live-token row of a hash, with liveness and its card's expiry judged by Postgres now(). */
-export async function findQrByHash(db: Db, hash: string): Promise<(QrStateRow & { is_live: boolean; card_expired: boolean }) | undefined> {
-  const { rows } = await prepared(db.raw<{ rows: (QrStateRow & { is_live: boolean; card_expired: boolean })[] }>(
-    `SELECT q.*, q.expires_at > now() AS is_live, coalesce(c.expires_at <= now(), false) AS card_expired
-       FROM card_qr_state q JOIN member_cards c ON c.id = q.card_id WHERE q.token_hash = ?`,
+/** What is known of a presented token: its live state, or how its history says it ended. */
+export interface QrLookup {
+  card_id: string;
+  expires_at: Date;
+  is_live: boolean;
+  card_expired: boolean;
+  /** used, rotated, revoked or expired once the token is no longer live; null while it is. */
+  end_reason: 'used' | 'rotated' | 'revoked' | 'expired' | null;
+}
+
+/** A token by its hash, live or ended (history is kept QR_HISTORY_DAYS), with the card's expiry judged by Postgres time. */
+export async function findQrByHash(db: Db, hash: string): Promise<QrLookup | undefined> {
+  const { rows } = await prepared(db.raw<{ rows: QrLookup[] }>(
+    `SELECT c.id AS card_id, coalesce(q.expires_at, h.expires_at) AS expires_at,
+            coalesce(q.expires_at > now(), false) AS is_live,
+            coalesce(c.expires_at <= now(), false) AS card_expired,
+            CASE WHEN q.expires_at > now() THEN NULL WHEN q.token_hash IS NOT NULL THEN 'expired' ELSE coalesce(h.end_reason, 'expired') END AS end_reason
+       FROM (SELECT ?::text AS token_hash) t
+       LEFT JOIN card_qr_state q ON q.token_hash = t.token_hash
+       LEFT JOIN card_qr_history h ON q.token_hash IS NULL AND h.token_hash = t.token_hash
+       JOIN member_cards c ON c.id = coalesce(q.card_id, h.card_id)`,
     [hash],
   ));
   return rows[0];

@@ -10,10 +10,11 @@ export interface TransactionRecord extends TransactionRow {
 const PREFIX = { payment: 'PAY', refund: 'REF', recharge: 'RCH' } as const;
 
 /**
- * PAY/REF/RCH + UTC date + a 10-digit sequence number: unique, sortable, and readable on a
- * receipt. As SQL, so the jobs can reserve a number inside a statement they send anyway.
+ * PAY/REF/RCH + UTC date + 12 random digits + a Luhn check digit: readable on a receipt, and no
+ * number tells another (1e12 a day per type: a clash is a unique violation, retried like any
+ * other). As SQL, so the jobs can reserve a number inside a statement they send anyway.
  */
-export const nextTxNoSql = (type: keyof typeof PREFIX) => `'${PREFIX[type]}' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') || lpad(nextval('tx_no_seq')::text, 10, '0')`;
+export const nextTxNoSql = (type: keyof typeof PREFIX) => `'${PREFIX[type]}' || mps_luhn(to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') || mps_random_digits(12))`;
 
 type NewTransaction = Omit<Partial<TransactionRecord>, 'tx_no' | 'tag'> & { type: keyof typeof PREFIX; card_id: string; tag?: Record<string, unknown> | null };
 

@@ -90,11 +90,24 @@ describe('e2e: terminal error codes', function () {
     await failsWith(await charge(sys, merchantKey, { qr, amount: '1.00' }), 'QR_EXPIRED_OR_INVALID');
   });
 
-  it('CARD_NOT_ACTIVE: card frozen after its QR was issued; recharging a frozen card too', async () => {
+  it('CARD_NOT_ACTIVE: card frozen while a charge of it waits in the queue; recharging a frozen card too', async () => {
     const { card } = await fundedCard();
     const qr = await issueQr(sys, card.id);
-    expect((await sys.http.post(`/v1/cards/${card.id}/freeze`, {}, { key: sys.adminKey })).status).to.equal(200);
-    await failsWith(await charge(sys, merchantKey, { qr, amount: '1.00' }), 'CARD_NOT_ACTIVE');
+    // Freezing ends the card's QR codes, so only a charge accepted before the freeze meets the frozen card.
+    const idle = await startSystem({}, { workers: false });
+    try {
+      const queued = await charge(idle, merchantKey, { qr, amount: '1.00' }, { wait: false });
+      expect(queued.status, queued.text).to.equal(202);
+      await idle.deps.db('member_cards').where({ id: card.id }).update({ status: 'frozen' });
+      const workers = await startWorkers(idle.deps);
+      try {
+        await failsWith(await idle.http.get<OperationJson>(`/v1/operations/${queued.body.id}`, { key: merchantKey, headers: { prefer: 'wait=10' } }), 'CARD_NOT_ACTIVE', idle);
+      } finally {
+        await workers.close();
+      }
+    } finally {
+      await idle.stop();
+    }
     await failsWith(await recharge(sys, card.id, { amount: '1.00' }), 'CARD_NOT_ACTIVE');
     await expectLedgersMatch(sys, card.id, { balance: 10_000 });
   });

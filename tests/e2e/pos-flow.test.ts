@@ -47,7 +47,7 @@ describe('e2e: POS flow (member → card → recharge → QR → charge)', funct
     const rchOp = expectSucceeded(rch, 'recharge');
     expect(rchOp.type).to.equal('recharge');
     expect(rchOp.result).to.include({ amount: '1000.00', balance: '1000.00' });
-    expect(rchOp.result!.tx_no).to.match(/^RCH\d{8}\d{10}$/);
+    expect(rchOp.result!.tx_no).to.match(/^RCH\d{8}\d{13}$/);
 
     await adjustPointsOk(sys, card.id, 1000);
     const silver = await getCard(sys, card.id);
@@ -66,7 +66,7 @@ describe('e2e: POS flow (member → card → recharge → QR → charge)', funct
     expect(op.type).to.equal('payment');
     expect(op.id).to.match(/^op_[0-9a-f]{32}$/);
     expect(op.result).to.include({ raw_amount: '299.00', discount_rate: '0.950', final_amount: '284.05', points_earned: 299 });
-    expect(op.result!.tx_no).to.match(/^PAY\d{18}$/);
+    expect(op.result!.tx_no).to.match(/^PAY\d{21}$/);
     expect(op.result!.card).to.deep.equal({ card_no: `${card.card_no.slice(0, 4)}********${card.card_no.slice(-4)}`, type: 'prepaid', level: 1 });
     expect(op.result!.member.name).to.equal('王**');
 
@@ -220,7 +220,7 @@ describe('e2e: POS flow (member → card → recharge → QR → charge)', funct
       }
       const unknown = await sys.http.post('/v1/qr/validate', { qr: 'mpsq_not-a-real-token' }, { key: merchantKey });
       expect(unknown.status).to.equal(200);
-      expect(unknown.body).to.deep.equal({ valid: false, expires_at: null, card: null });
+      expect(unknown.body).to.deep.equal({ valid: false, reason: 'unknown', expires_at: null, card: null });
 
       expectSucceeded(await charge(sys, merchantKey, { qr, amount: '10.00' }));
       const used = await sys.http.post('/v1/qr/validate', { qr }, { key: merchantKey });
@@ -272,16 +272,44 @@ describe('e2e: POS flow (member → card → recharge → QR → charge)', funct
       expect(tx.member_id).to.equal(family.id);
     });
 
-    it('a frozen card gets no QR (422 CARD_NOT_ACTIVE); freezing after issue fails the charge', async () => {
+    it('a frozen card gets no QR (422 CARD_NOT_ACTIVE); freezing ends the QR it had, so its charge fails', async () => {
       const member = await createMember(sys);
       const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: member.id });
       await rechargeOk(sys, card.id, '100.00');
       const qr = await issueQr(sys, card.id);
       expect((await sys.http.post(`/v1/cards/${card.id}/freeze`, { reason: 'lost' }, { key: sys.adminKey })).status).to.equal(200);
       expectError(await sys.http.post(`/v1/cards/${card.id}/qr`, {}, { key: sys.adminKey }), 422, 'CARD_NOT_ACTIVE');
-      expect((await sys.http.post('/v1/qr/validate', { qr }, { key: merchantKey })).body.valid).to.equal(false);
-      expectFailed(await charge(sys, merchantKey, { qr, amount: '10.00' }), 'CARD_NOT_ACTIVE');
+      expect((await sys.http.post('/v1/qr/validate', { qr }, { key: merchantKey })).body).to.include({ valid: false, reason: 'revoked' });
+      expectFailed(await charge(sys, merchantKey, { qr, amount: '10.00' }), 'QR_EXPIRED_OR_INVALID');
+      expect((await sys.http.post(`/v1/cards/${card.id}/unfreeze`, {}, { key: sys.adminKey })).status).to.equal(200);
+      expectFailed(await charge(sys, merchantKey, { qr, amount: '10.00' }), 'QR_EXPIRED_OR_INVALID');
       await expectLedgersMatch(sys, card.id, { balance: 10_000, points: 0 });
+    });
+
+    it('POST /v1/qr/validate says why a QR cannot pay: unknown, superseded, used, expired, card_not_active, card_expired', async () => {
+      const reasonOf = async (qr: string) => {
+        const res = await sys.http.post('/v1/qr/validate', { qr }, { key: merchantKey });
+        expect(res.status, res.text).to.equal(200);
+        return res.body.valid ? 'valid' : res.body.reason;
+      };
+      const member = await createMember(sys);
+      const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: member.id });
+      await rechargeOk(sys, card.id, '100.00');
+      expect(await reasonOf(`mpsq_${'A'.repeat(43)}`)).to.equal('unknown');
+      const first = await issueQr(sys, card.id);
+      expect(await reasonOf(first)).to.equal('valid');
+      const second = await issueQr(sys, card.id);
+      expect(await reasonOf(first)).to.equal('superseded');
+      expectSucceeded(await charge(sys, merchantKey, { qr: second, amount: '1.00' }));
+      expect(await reasonOf(second)).to.equal('used');
+      const third = await issueQr(sys, card.id);
+      await sys.deps.db('card_qr_state').where({ card_id: card.id }).update({ expires_at: sys.deps.db.raw(`now() - interval '1 second'`) });
+      expect(await reasonOf(third)).to.equal('expired');
+      const fourth = await issueQr(sys, card.id);
+      await sys.deps.db('member_cards').where({ id: card.id }).update({ status: 'frozen' });
+      expect(await reasonOf(fourth)).to.equal('card_not_active');
+      await sys.deps.db('member_cards').where({ id: card.id }).update({ status: 'active', expires_at: sys.deps.db.raw(`now() - interval '1 second'`) });
+      expect(await reasonOf(fourth)).to.equal('card_expired');
     });
   });
 

@@ -52,7 +52,7 @@ describe('e2e: refunds', function () {
       balance += step.minor;
       points -= clawed;
       expect(op.result).to.deep.include({ original_tx_no: txNo, amount: step.amount, points_clawed_back: clawed, original_status: step.status });
-      expect(op.result!.refund_tx_no).to.match(/^REF\d{18}$/);
+      expect(op.result!.refund_tx_no).to.match(/^REF\d{21}$/);
       await expectLedgersMatch(sys, card.id, { balance, points });
     }
     expect(refunded).to.equal(28_405);

@@ -38,7 +38,7 @@ async function timeDecisions(ctx: ScenarioContext, label: string, problems: stri
   // A card that expires in an hour (Postgres time) is a card that has not expired.
   const { rows: inAnHour } = await db.raw<{ rows: { t: Date }[] }>(`SELECT now() + interval '1 hour' AS t`);
   const created = await clients.send('POST', '/v1/members', data.appKey, { name: `Clock ${label}` });
-  const card = await clients.send('POST', '/v1/cards', data.appKey, { type: 'prepaid', owner_member_id: created?.json?.id, expires_at: inAnHour[0]!.t.toISOString(), binding_password: 'fault-suite-pw' });
+  const card = await clients.send('POST', '/v1/cards', data.appKey, { type: 'prepaid', owner_member_id: created?.json?.id, expires_at: inAnHour[0]!.t.toISOString(), binding_password: 'Fault-suite-pw1' });
   if (card?.status !== 201) problems.push(`[${label}] a card expiring in 1 h (Postgres time) was refused: ${card?.status} ${JSON.stringify(card?.json?.error ?? card?.json)}`);
   ctx.note(`[${label}] card expiring in 1 h: ${card?.status}`);
   ctx.note(`[${label}] fresh 60 s QR: ${charge?.json?.status ?? '?'}; refund of a payment made now: ${refund?.json?.status ?? refund?.json?.error?.code ?? '?'}; member token recharge: ${recharge?.json?.status ?? recharge?.json?.error?.code ?? recharge?.status}`);

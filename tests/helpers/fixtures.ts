@@ -97,7 +97,7 @@ export async function memberWithToken(sys: TestSystem, input: Parameters<typeof 
   return { member, token: await memberToken(sys, member.id), standardCard: member.cards[0]! };
 }
 
-export const DEFAULT_BINDING_PASSWORD = 'family-123456';
+export const DEFAULT_BINDING_PASSWORD = 'Family-123456';
 
 /**
  * Issues a prepaid, corporate or voucher card to `ownerMemberId`. Shared types get

@@ -38,18 +38,18 @@ describe('cards API', () => {
     it('issues a prepaid card with a bcrypt-hashed binding password and an owner binding', async () => {
       const owner = await createMember(sys);
       const expires = inOneYear();
-      const res = await sys.http.post('/v1/cards', { type: 'prepaid', owner_member_id: owner.id, binding_password: 'open-sesame', expires_at: expires }, { key: sys.adminKey });
+      const res = await sys.http.post('/v1/cards', { type: 'prepaid', owner_member_id: owner.id, binding_password: 'Open-sesame-1', expires_at: expires }, { key: sys.adminKey });
       expect(res.status).to.equal(201);
       expect(res.body).to.include({ type: 'prepaid', status: 'active', owner_member_id: owner.id, balance: '0.00', points: 0, level: 0, discount_rate: '1.000', fixed_discount: null, face_value: null });
       expect(res.body.card_no).to.match(/^8802\d{12}$/);
       expect(res.body.expires_at).to.equal(new Date(expires).toISOString());
       const row = await cardRow(res.body.id);
       expect(row.binding_password_hash).to.match(/^\$2[aby]\$10\$/);
-      expect(await bcrypt.compare('open-sesame', row.binding_password_hash)).to.equal(true);
+      expect(await bcrypt.compare('Open-sesame-1', row.binding_password_hash)).to.equal(true);
       expect(await bindingRow(res.body.id, owner.id)).to.include({ role: 'owner' });
       const audit = await lastAudit(sys, 'card', res.body.id);
       expect(audit).to.include({ action: 'card.create' });
-      expect(JSON.stringify(audit)).not.to.include('open-sesame');
+      expect(JSON.stringify(audit)).not.to.include('Open-sesame-1');
     });
 
     it('issues corporate cards with fixed_discount "1.000" by default or the given rate, which is also their discount_rate', async () => {
@@ -72,35 +72,35 @@ describe('cards API', () => {
       const txs = await sys.deps.db('transactions').where({ card_id: voucher.id });
       expect(txs).to.have.length(1);
       expect(txs[0]).to.include({ type: 'recharge', payment_method: 'voucher_issue', operation_id: null, merchant_id: null, member_id: owner.id, raw_amount_minor: 50050, final_amount_minor: 50050, via_balance: true });
-      expect(txs[0].tx_no).to.match(/^RCH\d{8}\d{10}$/);
+      expect(txs[0].tx_no).to.match(/^RCH\d{8}\d{13}$/);
       const ledger = await sys.deps.db('balance_ledger').where({ card_id: voucher.id });
       expect(ledger).to.have.length(1);
       expect(ledger[0]).to.include({ transaction_id: txs[0].id, delta_minor: 50050, balance_after_minor: 50050, reason: 'recharge' });
     });
 
     const invalid: [string, Record<string, unknown>, string][] = [
-      ['a missing type', { binding_password: 'secret1' }, 'type'],
+      ['a missing type', { binding_password: 'Secret-123' }, 'type'],
       ['type standard (made with the member)', { type: 'standard' }, 'type'],
-      ['an unknown type', { type: 'gift', binding_password: 'secret1' }, 'type'],
-      ['a missing owner_member_id', { type: 'prepaid', binding_password: 'secret1', owner_member_id: undefined }, 'owner_member_id.*required'],
-      ['an owner_member_id that is not a UUID', { type: 'prepaid', binding_password: 'secret1', owner_member_id: 'me' }, 'owner_member_id'],
-      ['fixed_discount on a prepaid card', { type: 'prepaid', binding_password: 'secret1', fixed_discount: '0.9' }, 'fixed_discount'],
-      ['a fixed_discount with 4 decimals', { type: 'corporate', binding_password: 'secret1', fixed_discount: '0.9001' }, 'fixed_discount'],
-      ['a fixed_discount over 1', { type: 'corporate', binding_password: 'secret1', fixed_discount: 1.2 }, 'fixed_discount'],
+      ['an unknown type', { type: 'gift', binding_password: 'Secret-123' }, 'type'],
+      ['a missing owner_member_id', { type: 'prepaid', binding_password: 'Secret-123', owner_member_id: undefined }, 'owner_member_id.*required'],
+      ['an owner_member_id that is not a UUID', { type: 'prepaid', binding_password: 'Secret-123', owner_member_id: 'me' }, 'owner_member_id'],
+      ['fixed_discount on a prepaid card', { type: 'prepaid', binding_password: 'Secret-123', fixed_discount: '0.9' }, 'fixed_discount'],
+      ['a fixed_discount with 4 decimals', { type: 'corporate', binding_password: 'Secret-123', fixed_discount: '0.9001' }, 'fixed_discount'],
+      ['a fixed_discount over 1', { type: 'corporate', binding_password: 'Secret-123', fixed_discount: 1.2 }, 'fixed_discount'],
       ['a voucher without face_value', { type: 'voucher' }, 'face_value'],
-      ['face_value on a prepaid card', { type: 'prepaid', binding_password: 'secret1', face_value: 100 }, 'face_value'],
+      ['face_value on a prepaid card', { type: 'prepaid', binding_password: 'Secret-123', face_value: 100 }, 'face_value'],
       ['a face_value that is a boolean', { type: 'voucher', face_value: true }, 'face_value'],
-      ['a binding_password on a voucher', { type: 'voucher', face_value: 100, binding_password: 'secret1' }, 'binding_password'],
+      ['a binding_password on a voucher', { type: 'voucher', face_value: 100, binding_password: 'Secret-123' }, 'binding_password'],
       ['a prepaid card without binding_password', { type: 'prepaid' }, 'binding_password'],
       ['a binding_password of 5 characters', { type: 'prepaid', binding_password: '12345' }, 'binding_password'],
       ['a binding_password of 73 bytes', { type: 'corporate', binding_password: 'p'.repeat(73) }, 'binding_password'],
       ['a binding_password that is a number', { type: 'prepaid', binding_password: 12345678 }, 'binding_password'],
-      ['an expires_at in the past', { type: 'prepaid', binding_password: 'secret1', expires_at: '2020-01-01T00:00:00Z' }, 'expires_at'],
-      ['an expires_at that is not ISO 8601', { type: 'prepaid', binding_password: 'secret1', expires_at: 'next year' }, 'expires_at'],
-      ['the server-owned balance', { type: 'prepaid', binding_password: 'secret1', balance: '1000.00' }, 'balance'],
-      ['the server-owned status', { type: 'prepaid', binding_password: 'secret1', status: 'active' }, 'status'],
-      ['the server-owned points', { type: 'prepaid', binding_password: 'secret1', points: 99999 }, 'points'],
-      ['a card_no', { type: 'prepaid', binding_password: 'secret1', card_no: '8802000000000001' }, 'card_no'],
+      ['an expires_at in the past', { type: 'prepaid', binding_password: 'Secret-123', expires_at: '2020-01-01T00:00:00Z' }, 'expires_at'],
+      ['an expires_at that is not ISO 8601', { type: 'prepaid', binding_password: 'Secret-123', expires_at: 'next year' }, 'expires_at'],
+      ['the server-owned balance', { type: 'prepaid', binding_password: 'Secret-123', balance: '1000.00' }, 'balance'],
+      ['the server-owned status', { type: 'prepaid', binding_password: 'Secret-123', status: 'active' }, 'status'],
+      ['the server-owned points', { type: 'prepaid', binding_password: 'Secret-123', points: 99999 }, 'points'],
+      ['a card_no', { type: 'prepaid', binding_password: 'Secret-123', card_no: '8802000000000001' }, 'card_no'],
     ];
     for (const [what, body, field] of invalid) {
       it(`refuses ${what} with 400 VALIDATION_ERROR naming ${field.split('.')[0]}, issuing nothing`, async () => {
@@ -129,17 +129,17 @@ describe('cards API', () => {
 
     it('answers 404 for an unknown owner and 422 MEMBER_SUSPENDED for a suspended one', async () => {
       const before = await countRows(sys, 'member_cards');
-      expectError(await sys.http.post('/v1/cards', { type: 'prepaid', owner_member_id: NO_SUCH_ID, binding_password: 'secret1' }, { key: sys.adminKey }), 404, 'NOT_FOUND');
+      expectError(await sys.http.post('/v1/cards', { type: 'prepaid', owner_member_id: NO_SUCH_ID, binding_password: 'Secret-123' }, { key: sys.adminKey }), 404, 'NOT_FOUND');
       const owner = await createMember(sys);
       await sys.http.post(`/v1/members/${owner.id}/suspend`, {}, { key: sys.adminKey });
-      expectError(await sys.http.post('/v1/cards', { type: 'prepaid', owner_member_id: owner.id, binding_password: 'secret1' }, { key: sys.adminKey }), 422, 'MEMBER_SUSPENDED');
+      expectError(await sys.http.post('/v1/cards', { type: 'prepaid', owner_member_id: owner.id, binding_password: 'Secret-123' }, { key: sys.adminKey }), 422, 'MEMBER_SUSPENDED');
       expect(await countRows(sys, 'member_cards')).to.equal(before + 1); // only the suspended member's standard card
     });
 
     it('refuses merchant keys and member tokens (even for themselves) with 403', async () => {
       const { member, token } = await memberWithToken(sys);
       for (const key of [merchantKey, token]) {
-        expectError(await sys.http.post('/v1/cards', { type: 'prepaid', owner_member_id: member.id, binding_password: 'secret1' }, { key }), 403, 'FORBIDDEN');
+        expectError(await sys.http.post('/v1/cards', { type: 'prepaid', owner_member_id: member.id, binding_password: 'Secret-123' }, { key }), 403, 'FORBIDDEN');
       }
       expect(await countRows(sys, 'member_cards', { owner_member_id: member.id })).to.equal(1);
     });

@@ -129,7 +129,7 @@ describe('privacy: member export, erasure and masking', function () {
     it('lists a shared card the member is bound to, not only its own', async () => {
       const other = await createMember(sys, { name: '林美麗' });
       const shared = await issueCard(sys, { type: 'corporate', ownerMemberId: other.id, fixedDiscount: '0.900' });
-      const bound = await sys.http.post('/v1/cards/bind', { card_no: shared.card_no, binding_password: 'family-123456', member_id: member.id }, { key: appKey });
+      const bound = await sys.http.post('/v1/cards/bind', { card_no: shared.card_no, binding_password: 'Family-123456', member_id: member.id }, { key: appKey });
       expect(bound.status, bound.text).to.equal(201);
       const res = await sys.http.get(`/v1/members/${member.id}/export`, { key: sys.adminKey });
       const card = res.body.cards.find((c: { id: string }) => c.id === shared.id);
