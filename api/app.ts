@@ -8,6 +8,7 @@ import { errorHandler, notFoundHandler, requireJsonBody } from './middleware/err
 import { jsonBody } from './middleware/json-body.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { requestContext } from './middleware/request-context.js';
+import { routeNamer } from './route-names.js';
 import { healthRoutes } from './routes/health.js';
 import { merchantRoutes } from './routes/merchants.js';
 import { memberRoutes } from './routes/members.js';
@@ -28,7 +29,8 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   app.set('etag', false);
-  app.use(requestContext(deps));
+  const v1 = express.Router();
+  app.use(requestContext(deps, routeNamer(v1, '/v1')));
   // Bull Board's page has inline styles and scripts, and links a web font from Google: this policy
   // allows its own assets only, so the browser makes no request to any other host.
   app.use(BULL_BOARD_PATH, helmet({ contentSecurityPolicy: { useDefaults: false, directives: BULL_BOARD_CSP } }));
@@ -36,7 +38,6 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   app.use(helmet());
   app.use(healthRoutes(deps));
 
-  const v1 = express.Router();
   v1.use(rateLimit(deps, 'ip', deps.config.RATE_LIMIT_PER_IP_PER_MIN, (req) => req.ip));
   v1.use(requireJsonBody);
   v1.use(jsonBody(deps.config.BODY_LIMIT));

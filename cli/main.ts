@@ -1,10 +1,11 @@
-import { ConfigError, loadConfig } from '../config/env.js';
+import { ConfigError, loadConfig, loadDotEnv, type Config } from '../config/env.js';
 import { createLogger } from '../config/logger.js';
 import { closeDeps, createDeps } from '../config/deps.js';
 import { doctor, formatReport } from './doctor.js';
 import { createKnex, migrateLatest } from '../db/knex.js';
 import { createApiKey } from '../db/queries/api-keys.js';
 import { verifyAuditChain } from '../db/queries/audit-events.js';
+import { runningStack } from '../dev/stack-file.js';
 
 const USAGE = `Usage: npm run cli -- <command>
 
@@ -15,7 +16,16 @@ Commands:
   verify-audit               walk the audit hash chain and report the first broken link
   doctor                     health report: Postgres, Redis settings, migrations, backlog, stuck work, disk
 
-Needs DATABASE_URL (npm start prints it for the embedded stack).`;
+Uses DATABASE_URL and REDIS_URL, or else the embedded stack of a running \`npm start\` in this folder.`;
+
+/** The URLs of a running `npm start` fill in what the environment leaves unset. */
+function withRunningStack(config: Config): Config {
+  if (config.DATABASE_URL && config.REDIS_URL) return config;
+  const stack = runningStack();
+  if (!stack) return config;
+  console.error(`Using the embedded stack of npm start (pid ${stack.pid}).`);
+  return Object.freeze({ ...config, DATABASE_URL: config.DATABASE_URL ?? stack.databaseUrl, REDIS_URL: config.REDIS_URL ?? stack.redisUrl });
+}
 
 /** Operator commands against the configured database. */
 async function main(argv: string[]): Promise<number> {
@@ -24,9 +34,10 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command ? 0 : 2;
   }
-  const config = loadConfig();
+  loadDotEnv();
+  const config = withRunningStack(loadConfig());
   if (!config.DATABASE_URL || (command === 'doctor' && !config.REDIS_URL)) {
-    console.error('DATABASE_URL (and REDIS_URL for doctor) must be set.');
+    console.error('Set DATABASE_URL (and REDIS_URL for doctor), or run `npm start` in this folder first.');
     return 2;
   }
   const logger = createLogger('warn');

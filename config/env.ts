@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
 import { parseAmount } from '../domain/money.js';
@@ -188,9 +189,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return Object.freeze(config);
 }
 
-/** For entry points: the configuration, or the list of bad variables on stderr and exit code 1. */
+/**
+ * Entry points read `./.env` when there is one (see .env.example). Variables already set in the
+ * environment win, so a deployment's own settings are never overridden by a stray file.
+ */
+export function loadDotEnv(file = '.env'): void {
+  if (existsSync(file)) process.loadEnvFile(file);
+}
+
+/** For entry points: the configuration (with ./.env), or the list of bad variables on stderr and exit code 1. */
 export function loadConfigOrExit(): Config {
   try {
+    loadDotEnv();
     return loadConfig();
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

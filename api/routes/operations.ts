@@ -24,6 +24,8 @@ import { rateLimit } from '../middleware/rate-limit.js';
 import type { AnnouncedOperation, OperationWaiter } from '../operation-waiter.js';
 import { operationJson } from '../serializers.js';
 import { fields, parse } from '../validate.js';
+import { fieldError } from '../route-helpers.js';
+import { isUniqueViolation } from '../../db/pg-errors.js';
 
 const EXTERNAL_METHODS = ['cash', 'credit_card', 'wechat', 'alipay', 'line_pay'] as const;
 
@@ -45,6 +47,7 @@ const refundBody = z.strictObject({
 const rechargeBody = z.strictObject({
   amount: fields.amount,
   payment_method: z.enum([...EXTERNAL_METHODS, 'bank_transfer']),
+  payment_reference: z.string().trim().min(1).max(200).optional(),
   tag: fields.tag.optional(),
 });
 
@@ -86,7 +89,8 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
     await accept(req, res, principal, idempotencyKey, async () => {
       // Another merchant's transaction is 404, as if it did not exist.
       const original = await findMerchantTransaction(deps.db, body.original_tx_no, principal.merchantId!);
-      if (!original) throw notFound('transaction');
+      // API.md's code for it, still 404: the merchant learns nothing of other merchants' numbers.
+      if (!original) throw new AppError('ORIGINAL_TX_NOT_FOUND', `No transaction ${body.original_tx_no} of this merchant`, undefined, false, 404);
       return {
         type: 'refund',
         merchant_id: principal.merchantId,
@@ -101,10 +105,16 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
     });
   });
 
-  router.post('/cards/:id/recharges', allow('member', 'app', 'admin'), async (req, res) => {
+  /**
+   * Stored value is credited only against money received: the member-app backend after its
+   * payment provider confirmed (payment_reference, once per method), or an admin. A member
+   * token alone cannot credit its own card.
+   */
+  router.post('/cards/:id/recharges', allow('app', 'admin'), async (req, res) => {
     const principal = principalOf(req);
     const idempotencyKey = requireIdempotencyKey(req);
     const body = parse(rechargeBody, req.body);
+    if (principal.role === 'app' && body.payment_reference === undefined) throw fieldError('payment_reference', "is required for app keys: the payment provider's id of the money received");
     const amount = parseAmount(body.amount, config.MAX_RECHARGE);
     const cardId = String(req.params.id);
     await accept(req, res, principal, idempotencyKey, async () => {
@@ -117,6 +127,7 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
         qr_token_hash: null,
         amount_minor: amount,
         payment_method: body.payment_method,
+        payment_reference: body.payment_reference ?? null,
         original_tx_no: null,
         params: { tag: body.tag },
       };
@@ -161,7 +172,10 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
       partition: partitionOf(draft.card_id ?? id, config.CARD_PARTITIONS),
       request_id: req.id,
       ip: req.ip ?? null,
-    }, cardOfQrHash === undefined ? undefined : { hash: cardOfQrHash, partitions: config.CARD_PARTITIONS });
+    }, cardOfQrHash === undefined ? undefined : { hash: cardOfQrHash, partitions: config.CARD_PARTITIONS }).catch((err: unknown) => {
+      if (isUniqueViolation(err, 'operations_payment_reference')) throw new AppError('PAYMENT_REFERENCE_USED', 'This payment_reference has already been credited', { payment_method: draft.payment_method, payment_reference: draft.payment_reference });
+      throw err;
+    });
     if (!inserted) {
       // The key was used before (or by a concurrent request that won the insert): answer with that operation.
       const earlier = await findByIdempotencyKey(deps.db, principal.scope, idempotencyKey);

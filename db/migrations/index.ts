@@ -22,6 +22,7 @@ import * as auditChainHeads from './20261122001500_audit_chain_heads.js';
 import * as queuedByPartition from './20261122001600_index_queued_by_partition.js';
 import * as paymentReference from './20261201000100_transactions_payment_reference.js';
 import * as unguessableNumbers from './20261201000200_unguessable_numbers.js';
+import * as operationPaymentReference from './20261201000300_operations_payment_reference.js';
 
 type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
 
@@ -50,6 +51,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261122001600_index_queued_by_partition': queuedByPartition,
   '20261201000100_transactions_payment_reference': paymentReference,
   '20261201000200_unguessable_numbers': unguessableNumbers,
+  '20261201000300_operations_payment_reference': operationPaymentReference,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -19,6 +19,8 @@ export interface OperationRecord {
   qr_token_hash: string | null;
   amount_minor: number;
   payment_method: string | null;
+  /** The payment provider's id of the money behind a recharge (app keys); unique per method. */
+  payment_reference?: string | null;
   original_tx_no: string | null;
   params: { external_order_id?: string; tag?: Record<string, unknown>; reason?: string };
   error_code: string | null;

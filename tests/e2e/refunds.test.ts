@@ -120,9 +120,9 @@ describe('e2e: refunds', function () {
     const pay = await chargeOk(sys, merchantKey, card.id, '40.00');
     const other = await createMerchant(sys);
     const opsBefore = await countRows(sys, 'operations', { merchant_id: other.merchant.id });
-    expectError(await refund(sys, other.key, { original_tx_no: pay.result!.tx_no, amount: '1.00' }), 404, 'NOT_FOUND');
-    expectError(await refund(sys, other.key, { original_tx_no: 'PAY202601010000000000', amount: '1.00' }), 404, 'NOT_FOUND');
-    expectError(await refund(sys, merchantKey, { original_tx_no: 'PAY202601010000000000', amount: '1.00' }), 404, 'NOT_FOUND');
+    expectError(await refund(sys, other.key, { original_tx_no: pay.result!.tx_no, amount: '1.00' }), 404, 'ORIGINAL_TX_NOT_FOUND');
+    expectError(await refund(sys, other.key, { original_tx_no: 'PAY202601010000000000', amount: '1.00' }), 404, 'ORIGINAL_TX_NOT_FOUND');
+    expectError(await refund(sys, merchantKey, { original_tx_no: 'PAY202601010000000000', amount: '1.00' }), 404, 'ORIGINAL_TX_NOT_FOUND');
     expect(await countRows(sys, 'operations', { merchant_id: other.merchant.id })).to.equal(opsBefore);
     expect(await countRows(sys, 'transactions', { card_id: card.id, type: 'refund' })).to.equal(0);
     await expectLedgersMatch(sys, card.id, { balance: 6_000, points: 40 });

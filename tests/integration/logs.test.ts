@@ -51,14 +51,14 @@ describe('logs: structured, correlated and free of secrets', function () {
     const bound = keep(await sys.http.post('/v1/cards/bind', { card_no: card.card_no, binding_password: password }, { key: familyToken, headers: { 'x-request-id': 'client-bind-request-1' } }));
     expect(bound.status, bound.text).to.equal(201);
 
-    expectSucceeded(keep(await recharge(sys, card.id, { amount: '800.00' }, { key: ownerToken })), 'recharge');
+    expectSucceeded(keep(await recharge(sys, card.id, { amount: '800.00', payment_reference: `psp-${randomBytes(6).toString('hex')}` }, { key: appKey })), 'recharge');
     const qr = await issueQr(sys, card.id, familyToken);
     secrets.set('QR token', qr);
     const validated = keep(await sys.http.post('/v1/qr/validate', { qr }, { key: merchantKey }));
     expect(validated.body.valid).to.equal(true);
     const paid = expectSucceeded(keep(await charge(sys, merchantKey, { qr, amount: '299.00' })), 'payment');
     expectSucceeded(keep(await refund(sys, merchantKey, { original_tx_no: paid.result!.tx_no as string, amount: '20.00' })), 'refund');
-    expectSucceeded(keep(await recharge(sys, card.id, { amount: '100.00' }, { key: familyToken })), 'recharge by the bound member');
+    expectSucceeded(keep(await recharge(sys, card.id, { amount: '100.00' })), 'recharge by an admin');
     keep(await sys.http.get(`/v1/operations/${paid.id}`, { key: merchantKey }));
 
     const endpoint = keep(await sys.http.post('/v1/merchant/webhook-endpoints', { url: 'http://127.0.0.1:9/hook', events: ['payment.succeeded'] }, { key: merchantKey }));
@@ -129,6 +129,20 @@ describe('logs: structured, correlated and free of secrets', function () {
     expect(payment!.ms).to.be.a('number');
   });
 
+  it('logs one "operation done" line per finished operation, with its id, type, outcome and ms', () => {
+    const done = sys.logs.lines().filter((l) => l.msg === 'operation done');
+    const byType = (type: string, outcome: string) => done.filter((l) => l.type === type && l.outcome === outcome);
+    expect(byType('payment', 'succeeded'), JSON.stringify(done)).to.have.length(1);
+    expect(byType('refund', 'succeeded')).to.have.length(1);
+    expect(byType('recharge', 'succeeded')).to.have.length(2);
+    for (const l of done) {
+      expect(l.operation_id).to.match(/^op_[0-9a-f]{32}$/);
+      expect(l.ms).to.be.a('number');
+      expect(l.level).to.equal(30);
+    }
+    expect(new Set(done.map((l) => l.operation_id)).size, 'each operation once').to.equal(done.length);
+  });
+
   it('logs a 500 with its request id and error, but neither the QR token nor the key', () => {
     const requestId = failedRequest.headers.get('x-request-id');
     expect(failedRequest.body.error).to.deep.include({ code: 'INTERNAL_ERROR', request_id: requestId });
@@ -144,8 +158,9 @@ describe('logs: structured, correlated and free of secrets', function () {
 
   it('logs failing job attempts with the job id and operation id, and no secret', () => {
     const lines = sys.logs.lines().filter((l) => l.operation_id === failedOperationId);
-    expect(lines.map((l) => l.msg)).to.include.members(['job attempt failed', 'operation failed after the last attempt']);
-    for (const l of lines) {
+    expect(lines.map((l) => l.msg)).to.include.members(['job attempt failed', 'operation failed after the last attempt', 'operation done']);
+    expect(lines.find((l) => l.msg === 'operation done')).to.include({ outcome: 'failed', code: 'INTERNAL_ERROR' });
+    for (const l of lines.filter((l) => l.msg !== 'operation done')) {
       expect(l.job_id).to.equal(failedOperationId);
       expect(l.queue).to.match(/^card-ops-\{\d+\}$/);
       expect(l.err).to.contain('injected test failure');

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -171,6 +172,16 @@ describe('operations: metrics, alert rules and dashboard', function () {
       const routes = matching(samples, 'mps_http_requests_total').map((s) => s.labels.route!);
       expect(routes.filter((r) => /op_|[0-9a-f]{8}-[0-9a-f]{4}/.test(r)), 'ids in route labels').to.deep.equal([]);
       expect(total(samples, 'mps_http_request_duration_seconds_count', { method: 'POST', route: '/v1/payments' })).to.equal(2);
+    });
+
+    it('counts a request refused before routing (401) under the route it was meant for; an unknown path stays "unmatched"', async () => {
+      await sys.http.get(`/v1/cards/${randomUUID()}`, { key: 'mps_admin_not-a-key-of-ours-000000000000' });
+      await sys.http.post('/v1/payments', { qr: 'x', amount: 1 }, { key: 'mps_mk_not-a-key-of-ours-0000000000000' });
+      await sys.http.get('/v1/no/such/route', { key: 'mps_admin_not-a-key-of-ours-000000000000' });
+      await scrape();
+      expect(total(samples, 'mps_http_requests_total', { method: 'GET', route: '/v1/cards/:id', status: '401' })).to.equal(1);
+      expect(total(samples, 'mps_http_requests_total', { method: 'POST', route: '/v1/payments', status: '401' })).to.equal(1);
+      expect(total(samples, 'mps_http_requests_total', { method: 'GET', route: 'unmatched', status: '401' })).to.equal(1);
     });
 
     it('counts operations by type, status and error code', () => {

@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { CONFIG_KEYS, ConfigError, loadConfig } from '../../config/env.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CONFIG_KEYS, ConfigError, loadConfig, loadDotEnv } from '../../config/env.js';
 
 const ADMIN_KEY = 'mps_admin_Vb3q9ZkT1xWm7Rc2LpN8yHd4sJf6Ga'; // 40 characters, random
 
@@ -192,5 +195,24 @@ describe('config/env loadConfig', () => {
     it('is frozen with overrides too', () => {
       expect(Object.isFrozen(loadConfig({}, { PORT: 1 }))).to.equal(true);
     });
+  });
+});
+
+describe('config/env loadDotEnv', () => {
+  it('reads a .env file into the environment without overriding what is already set', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mps-dotenv-'));
+    const file = join(dir, '.env');
+    writeFileSync(file, 'MPS_DOTENV_TEST_NEW=from-file\nMPS_DOTENV_TEST_SET=from-file\n');
+    process.env.MPS_DOTENV_TEST_SET = 'from-environment';
+    try {
+      loadDotEnv(file);
+      expect(process.env.MPS_DOTENV_TEST_NEW).to.equal('from-file');
+      expect(process.env.MPS_DOTENV_TEST_SET).to.equal('from-environment');
+      loadDotEnv(join(dir, 'missing.env'));
+    } finally {
+      delete process.env.MPS_DOTENV_TEST_NEW;
+      delete process.env.MPS_DOTENV_TEST_SET;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
