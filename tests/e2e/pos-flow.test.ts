@@ -41,8 +41,9 @@ describe('e2e: POS flow (member → card → recharge → QR → charge)', funct
     const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: member.id, key: appKey });
     expect(card).to.include({ type: 'prepaid', status: 'active', balance: '0.00', points: 0, level: 0 });
 
-    // The member recharges its own card and waits inline.
-    const rch = await recharge(sys, card.id, { amount: '1000.00', payment_method: 'credit_card' }, { key: token, wait: 10 });
+    // The member app's backend recharges the card after its payment provider took the money, and waits inline.
+    expectError(await recharge(sys, card.id, { amount: '1000.00', payment_method: 'credit_card' }, { key: token }), 403, 'FORBIDDEN');
+    const rch = await recharge(sys, card.id, { amount: '1000.00', payment_method: 'credit_card', payment_reference: `psp-${card.id}` }, { key: appKey, wait: 10 });
     expect(rch.headers.get('preference-applied')).to.equal('wait=10');
     const rchOp = expectSucceeded(rch, 'recharge');
     expect(rchOp.type).to.equal('recharge');

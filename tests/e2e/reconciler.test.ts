@@ -188,7 +188,7 @@ describe('e2e: reconciler and lost jobs', function () {
     await expectLedgersMatch(sys, card.id, { balance: 9_000, points: 10 });
   });
 
-  it('freezing a card while its charge is queued fails the charge with CARD_NOT_ACTIVE', async () => {
+  it('freezing a card while its charge is queued fails the charge (its QR ended with the freeze) and the recharge (CARD_NOT_ACTIVE)', async () => {
     const { merchantKey, card } = await setup();
     const r = await recharge(sys, card.id, { amount: '100.00' }, { wait: false });
     const qr = await issueQr(sys, card.id);
@@ -201,7 +201,7 @@ describe('e2e: reconciler and lost jobs', function () {
 
     workers = await startWorkers(sys.deps);
     const done = await sys.http.get<OperationJson>(`/v1/operations/${pay.body.id}`, { key: merchantKey, headers: { prefer: 'wait=10' } });
-    expectFailed(done, 'CARD_NOT_ACTIVE');
+    expectFailed(done, 'QR_EXPIRED_OR_INVALID');
     // The recharge accepted before the freeze ran first but fails too: the card was frozen by the time it ran.
     const rch = await sys.http.get<OperationJson>(`/v1/operations/${r.body.id}`, { key: sys.adminKey, headers: { prefer: 'wait=10' } });
     expectFailed(rch, 'CARD_NOT_ACTIVE');

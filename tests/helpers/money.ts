@@ -58,7 +58,7 @@ export function refund(
 export function recharge(
   sys: TestSystem,
   cardId: string,
-  body: { amount: string | number; payment_method?: string },
+  body: { amount: string | number; payment_method?: string; payment_reference?: string },
   options: OpOptions & { key?: string } = {},
 ): Promise<HttpResult<OperationJson>> {
   return sys.http.post<OperationJson>(`/v1/cards/${cardId}/recharges`, { payment_method: 'cash', ...body }, { key: options.key ?? sys.adminKey, headers: opHeaders(options) });

@@ -46,7 +46,7 @@ describe('privacy: member export, erasure and masking', function () {
     member = await createMember(sys, { name: pii.name, phone: pii.phone, email: pii.email, identity: { provider: 'line', external_id: pii.externalId } });
     token = await memberToken(sys, member.id);
     prepaid = await issueCard(sys, { type: 'prepaid', ownerMemberId: member.id });
-    expectSucceeded(await recharge(sys, prepaid.id, { amount: '1000.00' }, { key: token }), 'recharge');
+    expectSucceeded(await recharge(sys, prepaid.id, { amount: '1000.00' }), 'recharge');
     payment = expectSucceeded(await charge(sys, merchantKey, { qr: await issueQr(sys, prepaid.id, token), amount: '299.00' }), 'payment');
     expectSucceeded(await refund(sys, merchantKey, { original_tx_no: payment.result!.tx_no as string, amount: '50.00' }), 'refund');
     expectSucceeded(await charge(sys, merchantKey, { qr: await issueQr(sys, member.cards[0]!.id, token), amount: '120.00', payment_method: 'cash' }), 'standard payment');
