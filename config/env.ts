@@ -100,6 +100,17 @@ const schema = z.object({
   IDEMPOTENCY_TTL_H: int(168, 1, 24 * 365),
   WEBHOOK_RETENTION_DAYS: int(30, 1, 3650),
   ALERT_RETENTION_DAYS: int(90, 1, 3650),
+  // Failed operations (refusals: no money moved). A succeeded one is kept with its transaction.
+  OPERATION_RETENTION_DAYS: int(7 * 365, 1, 36_500),
+  // Relayed outbox events; never fewer days than their webhook deliveries are kept (redelivery reads them).
+  OUTBOX_RETENTION_DAYS: int(30, 1, 3650),
+  AUDIT_RETENTION_DAYS: int(10 * 365, 1, 36_500),
+  // When set, archived audit events are written there (JSON lines) before they are deleted.
+  AUDIT_ARCHIVE_DIR: z.string().min(1).optional(),
+  CLEANUP_BATCH_SIZE: int(5000, 1, 100_000),
+  CLEANUP_TIME_BUDGET_S: int(600, 0, 86_400),
+  // Where `cli backup` / `restore` look first for pg_dump and pg_restore (then Debian's /usr/lib/postgresql/*/bin, then PATH).
+  PG_BIN_DIR: z.string().min(1).optional(),
   MAX_BINDINGS_PER_CARD: int(10, 1, 1000),
   MEMBER_TOKEN_TTL_S: int(3600, 60, 86_400 * 30),
   MAX_WAIT_S: int(30, 0, 30),

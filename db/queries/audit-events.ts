@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import { prepared, runTogether, type Db, type Statement } from '../knex.js';
 import { GENESIS_HASH, chainHash, type AuditFields } from '../../domain/audit-chain.js';
 
@@ -103,32 +104,98 @@ export async function appendAudit(trx: Db, input: AuditInput): Promise<void> {
   await runTogether(trx, insert!, [moveHead!]);
 }
 
-interface AuditRow extends Omit<AuditFields, 'created_at'> {
+export interface AuditRow extends Omit<AuditFields, 'created_at'> {
   created_at: Date;
   prev_hash: string;
   hash: string;
 }
 
+/** True when the event links to `prevHash` and its hash covers what is stored. */
+export function linkHolds(prevHash: string, row: AuditRow): boolean {
+  const { prev_hash, hash, ...rest } = row;
+  return prev_hash === prevHash && chainHash(prev_hash, { ...rest, created_at: row.created_at.toISOString() }) === hash;
+}
+
+/** Where a chain's remaining events start: its newest checkpoint, or the genesis of an unarchived chain. */
+export interface ChainStart {
+  last_id: number;
+  last_hash: string;
+  archived_total: number;
+}
+
+const UNARCHIVED: ChainStart = { last_id: 0, last_hash: GENESIS_HASH, archived_total: 0 };
+
+/** The newest checkpoint of every archived chain. */
+async function chainStarts(db: Db): Promise<Map<string, ChainStart>> {
+  const { rows } = await db.raw<{ rows: (ChainStart & { chain: string })[] }>(
+    'SELECT DISTINCT ON (chain) chain, last_id, last_hash, archived_total FROM audit_checkpoints ORDER BY chain, id DESC',
+  );
+  return new Map(rows.map(({ chain, ...start }) => [chain, start]));
+}
+
+/** What GET /v1/audit/verify answers (API.md). */
+export interface AuditVerification {
+  ok: boolean;
+  checked: number;
+  first_broken_id: number | null;
+}
+
+/** How many events are archived behind the chains' checkpoints (verification does not read them). */
+export async function archivedAuditTotal(db: Db): Promise<number> {
+  return [...(await chainStarts(db)).values()].reduce((sum, start) => sum + start.archived_total, 0);
+}
+
 /**
- * Walks every chain in order and reports the first row whose link or hash does not hold: an
- * edited row fails its own hash, a deleted one breaks the next row's link in its chain.
+ * Walks every chain in order from its checkpoint (or genesis) and reports the first row whose link or
+ * hash does not hold: an edited row fails its own hash, a deleted one breaks the next row's link in its
+ * chain, and a row left behind a checkpoint is out of place. Reads one snapshot, so archiving or
+ * appends running meanwhile cannot make it see a chain half-moved.
  */
-export async function verifyAuditChain(db: Db, batch = 5000): Promise<{ ok: boolean; checked: number; first_broken_id: number | null }> {
-  const heads = new Map<string, string>();
+export async function verifyAuditChain(db: Db, batch = 5000): Promise<AuditVerification> {
+  if (!(db as Knex.Transaction).isTransaction) {
+    return db.transaction((trx) => verifyAuditChain(trx, batch), { isolationLevel: 'repeatable read', readOnly: true });
+  }
+  const starts = await chainStarts(db);
+  const heads = new Map([...starts].map(([chain, start]) => [chain, start.last_hash]));
   let checked = 0;
   let afterId = 0;
   for (;;) {
     const rows = await db<AuditRow>('audit_events').where('id', '>', afterId).orderBy('id').limit(batch);
     for (const row of rows) {
-      const { prev_hash, hash, ...rest } = row;
-      const fields: AuditFields = { ...rest, created_at: row.created_at.toISOString() };
-      if (prev_hash !== (heads.get(row.chain) ?? GENESIS_HASH) || chainHash(prev_hash, fields) !== hash) return { ok: false, checked, first_broken_id: row.id };
-      heads.set(row.chain, hash);
+      const behindCheckpoint = row.id <= (starts.get(row.chain)?.last_id ?? 0);
+      if (behindCheckpoint || !linkHolds(heads.get(row.chain) ?? GENESIS_HASH, row)) return { ok: false, checked, first_broken_id: row.id };
+      heads.set(row.chain, row.hash);
       checked++;
     }
     if (rows.length < batch) return { ok: true, checked, first_broken_id: null };
     afterId = rows[rows.length - 1]!.id;
   }
+}
+
+/** The chains that have events (every chain has a head from its first append on). */
+export const auditChains = (db: Db): Promise<string[]> => db('audit_chain_heads').orderBy('chain').pluck('chain');
+
+/** A chain's start and its next `limit` events after it, each marked whether it is older than `days`. */
+export async function chainPrefix(trx: Db, chain: string, days: number, limit: number): Promise<{ start: ChainStart; rows: (AuditRow & { expired: boolean })[] }> {
+  const start = (await chainStarts(trx)).get(chain) ?? UNARCHIVED;
+  const rows = await trx<AuditRow & { expired: boolean }>('audit_events')
+    .select('*', trx.raw('created_at < now() - make_interval(days => ?) AS expired', [days]))
+    .where({ chain })
+    .andWhere('id', '>', start.last_id)
+    .orderBy('id')
+    .limit(limit);
+  return { start, rows };
+}
+
+/**
+ * Deletes a chain's events from its start up to `last` (a prefix read by chainPrefix) and appends the
+ * checkpoint that lets verification start after them; both in the caller's transaction. Throws if
+ * another run deleted any of them first, so that the transaction rolls back.
+ */
+export async function archiveChainPrefix(trx: Knex.Transaction, chain: string, start: ChainStart, last: AuditRow, count: number): Promise<void> {
+  const deleted = await trx('audit_events').where({ chain }).andWhere('id', '>', start.last_id).andWhere('id', '<=', last.id).del();
+  if (deleted !== count) throw new Error(`audit chain ${chain}: expected to archive ${count} events, found ${deleted} (another archiving run?)`);
+  await trx('audit_checkpoints').insert({ chain, last_id: last.id, last_hash: last.hash, archived_total: start.archived_total + count });
 }
 
 export async function listAuditEvents(

@@ -74,7 +74,7 @@ describe('integration: cleanup job (retention)', function () {
     const dYoungDelivered = await delivery('delivered', '4 days');
     const dOldPending = await delivery('pending', '6 days');
 
-    const removed = await runCleanup(sys.deps);
+    const { removed } = await runCleanup(sys.deps);
     expect(removed.qrHistory).to.be.at.least(2);
     expect(removed.idempotencyKeys).to.be.at.least(2);
     expect(removed.resolvedAlerts).to.be.at.least(1);
