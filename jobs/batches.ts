@@ -16,14 +16,15 @@ export interface StepReport {
 
 /**
  * Runs the steps round-robin, one batch each in turn, until every step is done or `budgetMs` has
- * passed (checked after each batch). Round-robin, so that a huge backlog in one table cannot starve
- * the others; whatever is left waits for the next run.
+ * passed. Round-robin, so that a huge backlog in one table cannot starve the others; the budget is
+ * checked before each round after the first, so every run moves every step on by at least one
+ * batch (a run over budget by one round at most), and whatever is left waits for the next run.
  */
 export async function runInBatches(steps: readonly BatchStep[], options: { batchSize: number; budgetMs: number }): Promise<Record<string, StepReport>> {
   const deadline = Date.now() + options.budgetMs;
   const reports: Record<string, StepReport> = Object.fromEntries(steps.map((s) => [s.name, { rows: 0, batches: 0, longestMs: 0, finished: false }]));
   let active = [...steps];
-  while (active.length) {
+  for (let round = 0; active.length && (round === 0 || Date.now() < deadline); round++) {
     for (const step of active) {
       const report = reports[step.name]!;
       const started = performance.now();
@@ -35,7 +36,6 @@ export async function runInBatches(steps: readonly BatchStep[], options: { batch
       }
       // A short batch means the step has caught up: it would only find nothing next time.
       if (rows < options.batchSize) report.finished = true;
-      if (Date.now() >= deadline) return reports;
     }
     active = active.filter((s) => !reports[s.name]!.finished);
   }

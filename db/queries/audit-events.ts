@@ -112,8 +112,13 @@ export interface AuditRow extends Omit<AuditFields, 'created_at'> {
 
 /** True when the event links to `prevHash` and its hash covers what is stored. */
 export function linkHolds(prevHash: string, row: AuditRow): boolean {
-  const { prev_hash, hash, ...rest } = row;
-  return prev_hash === prevHash && chainHash(prev_hash, { ...rest, created_at: row.created_at.toISOString() }) === hash;
+  return row.prev_hash === prevHash && chainHash(row.prev_hash, hashedFields(row)) === row.hash;
+}
+
+/** The fields the hash covers, picked by name: a row read with extra columns hashes the same. */
+function hashedFields(row: AuditRow): AuditFields {
+  const { id, chain, actor_type, actor_id, role, action, object_type, object_id, context, request_id, ip } = row;
+  return { id, chain, actor_type, actor_id, role, action, object_type, object_id, context, request_id, ip, created_at: row.created_at.toISOString() };
 }
 
 /** Where a chain's remaining events start: its newest checkpoint, or the genesis of an unarchived chain. */
