@@ -2,6 +2,8 @@ import { ConfigError, loadConfig, loadDotEnv, type Config } from '../config/env.
 import { createLogger } from '../config/logger.js';
 import { closeDeps, createDeps } from '../config/deps.js';
 import { doctor, formatReport } from './doctor.js';
+import { backup, restore } from './backup.js';
+import { BackupError } from './pg-tools.js';
 import { createKnex, migrateLatest } from '../db/knex.js';
 import { createApiKey } from '../db/queries/api-keys.js';
 import { archivedAuditTotal, verifyAuditChain } from '../db/queries/audit-events.js';
@@ -15,6 +17,9 @@ Commands:
   verify-ledger              check balance = Σ balance_ledger and points = Σ point_ledger for every card
   verify-audit               walk the audit hash chain and report the first broken link
   doctor                     health report: Postgres, Redis settings, migrations, backlog, stuck work, disk
+  backup [--out FILE]        pg_dump (custom format) of the database, with FILE.manifest.json (migration,
+                             server version, created_at, SHA-256)
+  restore FILE               restore a backup into the EMPTY database of DATABASE_URL, after checking its SHA-256
 
 Uses DATABASE_URL and REDIS_URL, or else the embedded stack of a running \`npm start\` in this folder.`;
 
@@ -83,13 +88,38 @@ async function main(argv: string[]): Promise<number> {
         console.log(result.ok ? `Audit chain intact: ${result.checked} events checked${archived}.` : `Audit chain BROKEN at event ${result.first_broken_id} (${result.checked} events before it verify).`);
         return result.ok ? 0 : 1;
       }
+      case 'backup': {
+        const outAt = args.findIndex((a) => a === '--out' || a.startsWith('--out='));
+        const out = outAt === -1 ? undefined : args[outAt]!.startsWith('--out=') ? args[outAt]!.slice(6) : args[outAt + 1];
+        if (outAt !== -1 && !out) return usageError('backup --out needs a file name');
+        const { file, manifest } = await backup(db, config.DATABASE_URL, { out, binDir: config.PG_BIN_DIR });
+        console.log(`Backup written: ${file} (${manifest.bytes} bytes, sha256 ${manifest.sha256}) at migration ${manifest.migration}, server ${manifest.server_version}.`);
+        console.log(`Manifest: ${file}.manifest.json. Keep both together, off this machine.`);
+        return 0;
+      }
+      case 'restore': {
+        if (!args[0]) return usageError('restore needs the dump file');
+        const manifest = await restore(db, config.DATABASE_URL, args[0], { binDir: config.PG_BIN_DIR });
+        console.log(`Restored ${args[0]} (taken ${manifest.created_at}, migration ${manifest.migration}).`);
+        console.log('Next: npm run cli -- verify-ledger && npm run cli -- verify-audit, then start the engine on this database.');
+        return 0;
+      }
       default:
         console.error(`Unknown command: ${command}\n\n${USAGE}`);
         return 2;
     }
+  } catch (err) {
+    if (!(err instanceof BackupError)) throw err;
+    console.error(err.message);
+    return 1;
   } finally {
     await db.destroy();
   }
+}
+
+function usageError(problem: string): number {
+  console.error(`${problem}\n\n${USAGE}`);
+  return 2;
 }
 
 main(process.argv.slice(2)).then(
