@@ -31,6 +31,10 @@ const { values: args } = parseArgs({
     requests: { type: 'string' },
     concurrency: { type: 'string' },
     'warmup-requests': { type: 'string' },
+    // purge only (bench/purge.ts reads them)
+    rows: { type: 'string' },
+    batch: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 
@@ -42,12 +46,12 @@ const MIXES: Record<string, Record<Action, number>> = {
 
 async function main() {
   const scenario = args.scenario!;
-  if (scenario === 'scale') {
-    await import('./scale.js');
+  if (scenario === 'scale' || scenario === 'purge') {
+    await import(scenario === 'scale' ? './scale.js' : './purge.js');
     return;
   }
   const mix = MIXES[scenario];
-  if (!mix) throw new Error(`unknown scenario ${scenario}; use mixed, hot-card, burst or scale`);
+  if (!mix) throw new Error(`unknown scenario ${scenario}; use mixed, hot-card, burst, scale or purge`);
   const duration = Number(args.duration);
   const rate = Number(args.rate);
   const terminals = Number(args.terminals);
