@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { restore, manifestPath, type BackupManifest } from '../../cli/backup.js';
+import { BackupError, findPgTool } from '../../cli/pg-tools.js';
 import { createKnex, migrateLatest } from '../../db/knex.js';
 import { runCli } from '../helpers/cli.js';
 import { dumpablePostgres, type DumpablePostgres } from '../helpers/dumpable-postgres.js';
@@ -128,6 +129,14 @@ describe('integration: backup and restore drill', function () {
     expect(missing.every((id) => payments.some((p) => p.id === id && p.answeredAt >= backupStarted)), 'every missing operation is a payment answered after the backup began').to.equal(true);
     const during = payments.filter((p) => p.answeredAt >= backupStarted && p.sentAt <= backupEnded).length;
     console.log(`      [drill] backup ${backupEnded - backupStarted} ms (${manifest.bytes} bytes) with ${during} payments in flight or answered meanwhile; copy has ${inCopy.size} of ${inSource.size} operations, ${missing.length} missing`);
+  });
+
+  it('backup refuses when no pg_dump is as new as the server, saying what to install', async () => {
+    let refusal: unknown;
+    await findPgTool('pg_dump', 99, server.binDir).catch((err: unknown) => (refusal = err));
+    expect(refusal).to.be.instanceOf(BackupError);
+    expect(String(refusal)).to.match(/pg_dump 99 or newer is needed .*; found: .*pg_dump \(\d+\.\d+\)/);
+    expect(String(refusal)).to.contain('postgresql-client-99');
   });
 
   it('restore refuses a database that is not empty, and a dump that does not match its manifest', async () => {
