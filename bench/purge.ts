@@ -21,12 +21,13 @@ const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string', default: '1000000' },
     batch: { type: 'string', default: '5000' },
+    pause: { type: 'string', default: '100' },
     rate: { type: 'string', default: '50' },
     baseline: { type: 'string', default: '15' },
     out: { type: 'string', default: 'bench/results' },
   },
 });
-const args = Object.fromEntries(Object.entries(flags).map(([k, v]) => [k, String(v)])) as Record<'rows' | 'batch' | 'rate' | 'baseline' | 'out', string>;
+const args = Object.fromEntries(Object.entries(flags).map(([k, v]) => [k, String(v)])) as Record<'rows' | 'batch' | 'pause' | 'rate' | 'baseline' | 'out', string>;
 
 async function main() {
   const rows = Number(args.rows);
@@ -87,7 +88,7 @@ async function main() {
         },
       },
     ],
-    { batchSize, budgetMs: 3_600_000 },
+    { batchSize, budgetMs: 3_600_000, pauseMs: Number(args.pause) },
   );
   const purgeS = (performance.now() - t0) / 1000;
   const purgeEnd = gen.elapsedS();
@@ -106,6 +107,7 @@ async function main() {
     rows_purged: step.rows,
     rows_left: left[0]!.n,
     batch_size: batchSize,
+    pause_ms: Number(args.pause),
     batches: step.batches,
     purge_s: Math.round(purgeS * 10) / 10,
     rows_per_s: Math.round(step.rows / purgeS),

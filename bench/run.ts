@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     // purge only (bench/purge.ts reads them)
     rows: { type: 'string' },
     batch: { type: 'string' },
+    pause: { type: 'string' },
     baseline: { type: 'string' },
   },
 });

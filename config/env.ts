@@ -109,6 +109,7 @@ const schema = z.object({
   AUDIT_ARCHIVE_DIR: z.string().min(1).optional(),
   CLEANUP_BATCH_SIZE: int(5000, 1, 100_000),
   CLEANUP_TIME_BUDGET_S: int(600, 0, 86_400),
+  CLEANUP_BATCH_PAUSE_MS: int(100, 0, 60_000),
   // Where `cli backup` / `restore` look first for pg_dump and pg_restore (then Debian's /usr/lib/postgresql/*/bin, then PATH).
   PG_BIN_DIR: z.string().min(1).optional(),
   MAX_BINDINGS_PER_CARD: int(10, 1, 1000),

@@ -19,8 +19,9 @@ export interface StepReport {
  * passed. Round-robin, so that a huge backlog in one table cannot starve the others; the budget is
  * checked before each round after the first, so every run moves every step on by at least one
  * batch (a run over budget by one round at most), and whatever is left waits for the next run.
+ * `pauseMs` after each batch that found rows keeps the purge from running back to back.
  */
-export async function runInBatches(steps: readonly BatchStep[], options: { batchSize: number; budgetMs: number }): Promise<Record<string, StepReport>> {
+export async function runInBatches(steps: readonly BatchStep[], options: { batchSize: number; budgetMs: number; pauseMs?: number }): Promise<Record<string, StepReport>> {
   const deadline = Date.now() + options.budgetMs;
   const reports: Record<string, StepReport> = Object.fromEntries(steps.map((s) => [s.name, { rows: 0, batches: 0, longestMs: 0, finished: false }]));
   let active = [...steps];
@@ -33,6 +34,8 @@ export async function runInBatches(steps: readonly BatchStep[], options: { batch
       if (rows > 0) {
         report.rows += rows;
         report.batches++;
+        // Room between batches: for the WAL of the last one to be flushed ahead of the payments' commits.
+        if (options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
       }
       // A short batch means the step has caught up: it would only find nothing next time.
       if (rows < options.batchSize) report.finished = true;

@@ -40,7 +40,7 @@ export async function runCleanup(deps: Deps): Promise<CleanupReport> {
     step('resolvedAlerts', (n) => purgeResolvedAlerts(db, config.ALERT_RETENTION_DAYS, n)),
     auditArchiveStep(deps),
   ];
-  const reports = await runInBatches(steps, { batchSize: config.CLEANUP_BATCH_SIZE, budgetMs: config.CLEANUP_TIME_BUDGET_S * 1000 });
+  const reports = await runInBatches(steps, { batchSize: config.CLEANUP_BATCH_SIZE, budgetMs: config.CLEANUP_TIME_BUDGET_S * 1000, pauseMs: config.CLEANUP_BATCH_PAUSE_MS });
   const removed = Object.fromEntries(Object.entries(reports).map(([name, r]) => [name, r.rows]));
   let finishedJobs = 0;
   for (const queue of deps.queues.all()) {

@@ -53,7 +53,7 @@ describe('integration: retention in batches', function () {
 
   before(async () => {
     archiveDir = mkdtempSync(join(tmpdir(), 'mps-audit-archive-'));
-    sys = await startSystem({ OPERATION_RETENTION_DAYS: 30, OUTBOX_RETENTION_DAYS: 10, WEBHOOK_RETENTION_DAYS: 5, CLEANUP_BATCH_SIZE: 2, AUDIT_ARCHIVE_DIR: archiveDir }, { workers: false });
+    sys = await startSystem({ OPERATION_RETENTION_DAYS: 30, OUTBOX_RETENTION_DAYS: 10, WEBHOOK_RETENTION_DAYS: 5, CLEANUP_BATCH_SIZE: 2, CLEANUP_BATCH_PAUSE_MS: 0, AUDIT_ARCHIVE_DIR: archiveDir }, { workers: false });
   });
   after(async () => {
     await sys.stop();
