@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
-// The payment provider's reference for value that enters against money (vouchers bought through
-// the member app, later recharges): one reference pays for one credit, per payment method.
+// The payment provider's reference for a voucher bought through the member app: one reference
+// pays for one voucher, per payment method (recharges hold theirs on the operation).
 export async function up(knex: Knex): Promise<void> {
   await knex.raw('ALTER TABLE transactions ADD COLUMN payment_reference text');
   await knex.raw(`CREATE UNIQUE INDEX transactions_payment_reference ON transactions (payment_method, payment_reference) WHERE payment_reference IS NOT NULL`);

@@ -7,11 +7,11 @@ import { expect } from 'chai';
 import { open } from '../../domain/secret-box.js';
 import { signatureHeader } from '../../domain/webhook-signature.js';
 import { webhookJobOptions } from '../../jobs/queues.js';
-import { runRelayOutbox } from '../../jobs/relay-outbox.js';
 import { startScheduler } from '../../workers/scheduler.js';
 import { countRows, createMember, createMerchant, issueCard, lastAudit } from '../helpers/fixtures.js';
 import { charge, chargeOk, expectError, expectFailed, expectSucceeded, issueQr, rechargeOk, refund, sleep } from '../helpers/money.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
+import { startRelayLoop, type RelayLoop } from '../helpers/relay.js';
 import {
   README_RECEIVER_URL,
   failFirst,
@@ -34,34 +34,6 @@ import {
 const ALL_EVENTS = ['payment.succeeded', 'payment.failed', 'refund.succeeded', 'recharge.succeeded', 'settlement.generated'];
 const BODY_KEYS = ['id', 'type', 'sequence', 'created_at', 'data'];
 const HEX64 = /^[0-9a-f]{64}$/;
-
-interface RelayLoop {
-  errors: Error[];
-  stop(): Promise<void>;
-}
-
-/** runRelayOutbox every `intervalMs`, like the scheduler's RELAY_CRON tick. */
-function startRelayLoop(sys: TestSystem, intervalMs = 100): RelayLoop {
-  let stopped = false;
-  const errors: Error[] = [];
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        await runRelayOutbox(sys.deps);
-      } catch (err) {
-        errors.push(err as Error);
-      }
-      await sleep(intervalMs);
-    }
-  })();
-  return {
-    errors,
-    stop: async () => {
-      stopped = true;
-      await loop;
-    },
-  };
-}
 
 const hmac = (secret: string, t: number, body: string) => createHmac('sha256', secret).update(`${t}.${body}`).digest('hex');
 

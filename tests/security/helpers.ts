@@ -4,9 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { ConfigError, loadConfig } from '../../config/env.js';
 import { newApiKey } from '../../domain/tokens.js';
-import { runRelayOutbox } from '../../jobs/relay-outbox.js';
 import type { HttpResult } from '../helpers/http.js';
-import { newKey, sleep } from '../helpers/money.js';
+import { newKey } from '../helpers/money.js';
 import type { TestSystem } from '../helpers/system.js';
 
 /**
@@ -59,28 +58,7 @@ export function productionEnv(extra: Record<string, string | undefined> = {}): R
   };
 }
 
-/** The relay outbox every `intervalMs`, as the scheduler's RELAY_CRON does: turns events into deliveries. */
-export function startRelayLoop(sys: TestSystem, intervalMs = 100): { errors: Error[]; stop(): Promise<void> } {
-  let stopped = false;
-  const errors: Error[] = [];
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        await runRelayOutbox(sys.deps);
-      } catch (err) {
-        errors.push(err as Error);
-      }
-      await sleep(intervalMs);
-    }
-  })();
-  return {
-    errors,
-    stop: async () => {
-      stopped = true;
-      await loop;
-    },
-  };
-}
+export { startRelayLoop } from '../helpers/relay.js';
 
 /**
  * A plain TCP listener on 127.0.0.1 that counts the connections it gets and closes them: stands
