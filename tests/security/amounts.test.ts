@@ -32,6 +32,15 @@ describe('security: amounts as JSON numbers are judged on the request text', fun
   });
 
   describe('POST /v1/payments', () => {
+    it('a missing or null amount is 400 VALIDATION_ERROR saying what an amount looks like', async () => {
+      for (const body of ['{"qr":"mpsq_x","payment_method":"cash"}', '{"qr":"mpsq_x","amount":null,"payment_method":"cash"}']) {
+        const res = await postRaw(sys, '/v1/payments', body, merchantKey, opHeaders());
+        expectCode(res, 400, 'VALIDATION_ERROR', body);
+        expect(res.body.error.message, body).to.match(/amount: .*an amount such as 299 or "299\.00"/);
+        expect(res.body.error.message, body).to.not.contain('Invalid input');
+      }
+    });
+
     for (const amount of REFUSED_NUMBERS) {
       it(`amount ${amount} (a JSON number) → 400 AMOUNT_INVALID, no operation`, async () => {
         const member = await createMember(sys);
