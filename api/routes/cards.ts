@@ -19,7 +19,7 @@ import { failureLock } from '../middleware/failure-lock.js';
 import { rateLimit } from '../middleware/rate-limit.js';
 import { conflict, fieldError, idParam, recordAudit, requireActiveMember } from '../route-helpers.js';
 import { reasonBody } from '../schemas/common.js';
-import { bindBody, createCardBody, pointsAdjustmentBody } from '../schemas/cards.js';
+import { bindBody, bindingPasswordBody, bindingRoleBody, createCardBody, pointsAdjustmentBody } from '../schemas/cards.js';
 import { cardJson } from '../serializers.js';
 import { parse } from '../validate.js';
 import { bindingJson } from '../views.js';
@@ -165,8 +165,8 @@ export function cardRoutes(deps: Deps): Router {
       if ((await countBindings(trx, found.id)) >= config.MAX_BINDINGS_PER_CARD) {
         throw new AppError('BINDING_LIMIT_REACHED', `A card may have at most ${config.MAX_BINDINGS_PER_CARD} bindings`);
       }
-      const row = await insertBinding(trx, { card_id: found.id, member_id: memberId, role: body.role });
-      await recordAudit(trx, req, { action: 'card.bind', objectType: 'card', objectId: found.id, context: { member_id: memberId, role: body.role } });
+      const row = await insertBinding(trx, { card_id: found.id, member_id: memberId, role: 'member' });
+      await recordAudit(trx, req, { action: 'card.bind', objectType: 'card', objectId: found.id, context: { member_id: memberId, role: 'member' } });
       return row;
     });
     res.status(201).json(bindingJson(binding));
@@ -192,6 +192,46 @@ export function cardRoutes(deps: Deps): Router {
       return binding;
     });
     res.json({ ...bindingJson(removed), removed: true });
+  });
+
+  /** Whether the caller manages the card's bindings: an admin key, or the card's owner. */
+  const asOwnerOrAdmin = async (req: Request) => {
+    const principal = principalOf(req);
+    if (principal.role !== 'admin' && principal.role !== 'member') throw forbidden('Only the card owner or an admin may do that');
+    const { card, bindingRole } = await cardFor(db, principal, String(req.params.id), 'read');
+    if (principal.role === 'member' && bindingRole !== 'owner') throw forbidden('Only the card owner or an admin may do that');
+    return card;
+  };
+
+  router.patch('/cards/:id/bindings/:member_id', allow('admin', 'member'), async (req, res) => {
+    const card = await asOwnerOrAdmin(req);
+    const memberId = idParam(req, 'member_id', 'binding');
+    const { role } = parse(bindingRoleBody, req.body);
+    const changed = await db.transaction(async (trx) => {
+      await lockCard(trx, card.id);
+      const binding = await findBinding(trx, card.id, memberId);
+      if (!binding) throw notFound('binding');
+      if (binding.role === 'owner') throw conflict('The owner binding keeps its role');
+      const [row] = await trx('card_bindings').where({ id: binding.id }).update({ role }).returning('*');
+      // A viewer may not pay: its live QR ends with the change.
+      const qrRevoked = role === 'viewer' ? await endQrTokens(trx, { card_id: card.id, member_id: memberId }, 'revoked') : 0;
+      await recordAudit(trx, req, { action: 'card.binding_role', objectType: 'card', objectId: card.id, context: { member_id: memberId, before: binding.role, after: role, qr_revoked: qrRevoked } });
+      return row;
+    });
+    res.json(bindingJson(changed));
+  });
+
+  router.post('/cards/:id/binding-password', allow('admin', 'member'), async (req, res) => {
+    const card = await asOwnerOrAdmin(req);
+    if (!isShareable(card.type)) throw new AppError('UNPROCESSABLE', 'Only shared cards (prepaid, corporate) have a binding password');
+    const { password } = parse(bindingPasswordBody, req.body);
+    const hash = await bcrypt.hash(password, BCRYPT_COST);
+    await db.transaction(async (trx) => {
+      await lockCard(trx, card.id);
+      await trx('member_cards').where({ id: card.id }).update({ binding_password_hash: hash });
+      await recordAudit(trx, req, { action: 'card.binding_password', objectType: 'card', objectId: card.id, context: {} });
+    });
+    res.status(204).end();
   });
 
   router.post('/cards/:id/points-adjustments', allow('admin'), async (req, res) => {

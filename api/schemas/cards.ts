@@ -30,11 +30,20 @@ export const createCardBody = z
     }
   });
 
+/** The binding password grants `member`: knowing it must not let anyone pick admin. Roles are set by the owner. */
 export const bindBody = z.strictObject({
   card_no: z.string().regex(/^[0-9]{16}$/, 'must be a 16-digit card number'),
   binding_password: z.string().min(1).max(200),
   member_id: fields.uuid.optional(),
-  role: z.enum(['admin', 'member', 'viewer']).default('member'),
+});
+
+export const bindingRoleBody = z.strictObject({ role: z.enum(['admin', 'member', 'viewer']) });
+
+export const bindingPasswordBody = z.strictObject({
+  password: z.string().superRefine((password, ctx) => {
+    const problem = bindingPasswordProblem(password);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
 });
 
 export const pointsAdjustmentBody = z.strictObject({

@@ -135,10 +135,14 @@ export async function bind(
 ): Promise<BindingJson> {
   const body: Record<string, unknown> = { card_no: input.cardNo, binding_password: input.password ?? DEFAULT_BINDING_PASSWORD };
   if (input.memberId !== undefined) body.member_id = input.memberId;
-  if (input.role !== undefined) body.role = input.role;
   const res = await sys.http.post('/v1/cards/bind', body, { key: input.key });
   ok(res, 201, 'bind card');
-  return res.body as BindingJson;
+  const binding = res.body as BindingJson;
+  if (input.role === undefined || input.role === 'member') return binding;
+  // The password grants `member`; another role is the owner's or an admin's to give.
+  const changed = await sys.http.patch(`/v1/cards/${binding.card_id}/bindings/${binding.member_id}`, { role: input.role }, { key: sys.adminKey });
+  ok(changed, 200, 'set binding role');
+  return changed.body as BindingJson;
 }
 
 /** Row count of a table under a where clause: to show that a refused request changed nothing. */

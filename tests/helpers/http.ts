@@ -38,6 +38,7 @@ export function httpClient(baseUrl: string) {
     get: <T = any>(path: string, options?: RequestOptions) => request<T>('GET', path, undefined, options),
     post: <T = any>(path: string, body?: unknown, options?: RequestOptions) => request<T>('POST', path, body ?? {}, options),
     put: <T = any>(path: string, body?: unknown, options?: RequestOptions) => request<T>('PUT', path, body ?? {}, options),
+    patch: <T = any>(path: string, body?: unknown, options?: RequestOptions) => request<T>('PATCH', path, body ?? {}, options),
     delete: <T = any>(path: string, options?: RequestOptions) => request<T>('DELETE', path, undefined, options),
   };
 }

@@ -14,6 +14,7 @@ import {
 } from '../helpers/fixtures.js';
 import { expectError, itRefusesMalformedRequests } from '../helpers/request-checks.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
+import { issueQr } from '../helpers/money.js';
 
 const NO_SUCH_ID = '00000000-0000-4000-8000-000000000000';
 const inOneYear = () => new Date(Date.now() + 365 * 86_400_000).toISOString();
@@ -261,12 +262,57 @@ describe('cards API', () => {
       expect((await sys.http.get(`/v1/cards/${card.id}`, { key: token })).status).to.equal(200);
     });
 
-    it('binds for an app with member_id and the chosen role, to corporate cards too', async () => {
+    it('binds for an app with member_id, to corporate cards too; an admin then sets the role', async () => {
       const owner = await createMember(sys);
       const card = await issueCard(sys, { type: 'corporate', ownerMemberId: owner.id, password: 'corp-pass-1' });
       const member = await createMember(sys);
       const binding = await bind(sys, { key: appKey, cardNo: card.card_no, password: 'corp-pass-1', memberId: member.id, role: 'admin' });
       expect(binding).to.include({ card_id: card.id, member_id: member.id, role: 'admin' });
+    });
+
+    it('a binding password grants member only: role in the bind body is 400, and the owner (or an admin) sets roles', async () => {
+      const owner = await memberWithToken(sys);
+      const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: owner.member.id });
+      const other = await memberWithToken(sys);
+      const third = await memberWithToken(sys);
+      expectError(await sys.http.post('/v1/cards/bind', { card_no: card.card_no, binding_password: DEFAULT_BINDING_PASSWORD, role: 'admin' }, { key: other.token }), 400, 'VALIDATION_ERROR');
+      expect(await countRows(sys, 'card_bindings', { card_id: card.id })).to.equal(1);
+      await bind(sys, { key: other.token, cardNo: card.card_no });
+      await bind(sys, { key: third.token, cardNo: card.card_no });
+      const path = (memberId: string) => `/v1/cards/${card.id}/bindings/${memberId}`;
+      // A plain member may not promote anyone, itself included.
+      expectError(await sys.http.patch(path(other.member.id), { role: 'admin' }, { key: other.token }), 403, 'FORBIDDEN');
+      expectError(await sys.http.patch(path(third.member.id), { role: 'admin' }, { key: other.token }), 403, 'FORBIDDEN');
+      expect((await bindingRow(card.id, other.member.id)).role).to.equal('member');
+      const promoted = await sys.http.patch(path(other.member.id), { role: 'admin' }, { key: owner.token });
+      expect(promoted.status, promoted.text).to.equal(200);
+      expect(promoted.body).to.include({ member_id: other.member.id, role: 'admin' });
+      expect(await lastAudit(sys, 'card', card.id)).to.deep.include({ action: 'card.binding_role', context: { member_id: other.member.id, before: 'member', after: 'admin', qr_revoked: 0 } });
+      // Made a viewer, a member loses the QR it had: viewers cannot pay.
+      await issueQr(sys, card.id, third.token);
+      const viewer = await sys.http.patch(path(third.member.id), { role: 'viewer' }, { key: sys.adminKey });
+      expect(viewer.body.role).to.equal('viewer');
+      expect(await countRows(sys, 'card_qr_state', { card_id: card.id, member_id: third.member.id })).to.equal(0);
+      expectError(await sys.http.patch(path(owner.member.id), { role: 'member' }, { key: sys.adminKey }), 409, 'CONFLICT');
+      expectError(await sys.http.patch(path(other.member.id), { role: 'owner' }, { key: sys.adminKey }), 400, 'VALIDATION_ERROR');
+      expectError(await sys.http.patch(path(other.member.id), { role: 'viewer' }, { key: appKey }), 403, 'FORBIDDEN');
+    });
+
+    it('the owner rotates the binding password: the old one stops binding, a weak one is 400', async () => {
+      const owner = await memberWithToken(sys);
+      const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: owner.member.id });
+      const other = await memberWithToken(sys);
+      const rotate = (password: string, key: string) => sys.http.post(`/v1/cards/${card.id}/binding-password`, { password }, { key });
+      expectError(await rotate('short1A', owner.token), 400, 'VALIDATION_ERROR');
+      expectError(await rotate('alllowercase', owner.token), 400, 'VALIDATION_ERROR');
+      await bind(sys, { key: other.token, cardNo: card.card_no });
+      expectError(await rotate('New-Family-2026', other.token), 403, 'FORBIDDEN');
+      expect((await rotate('New-Family-2026', owner.token)).status).to.equal(204);
+      expect(JSON.stringify(await lastAudit(sys, 'card', card.id))).to.not.contain('New-Family-2026');
+      const late = await memberWithToken(sys);
+      expectError(await sys.http.post('/v1/cards/bind', { card_no: card.card_no, binding_password: DEFAULT_BINDING_PASSWORD }, { key: late.token }), 403, 'BINDING_PASSWORD_INVALID');
+      await bind(sys, { key: late.token, cardNo: card.card_no, password: 'New-Family-2026' });
+      expect((await sys.http.post(`/v1/cards/${card.id}/binding-password`, { password: 'Admin-Set-2026' }, { key: sys.adminKey })).status).to.equal(204);
     });
 
     it('gives one answer, 403 BINDING_PASSWORD_INVALID, for a wrong password, an unknown number and unshareable cards', async () => {
@@ -294,7 +340,7 @@ describe('cards API', () => {
       const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: owner.member.id });
       const other = await memberWithToken(sys);
       await bind(sys, { key: other.token, cardNo: card.card_no });
-      expectError(await sys.http.post('/v1/cards/bind', { card_no: card.card_no, binding_password: DEFAULT_BINDING_PASSWORD, role: 'admin' }, { key: other.token }), 409, 'CONFLICT');
+      expectError(await sys.http.post('/v1/cards/bind', { card_no: card.card_no, binding_password: DEFAULT_BINDING_PASSWORD }, { key: other.token }), 409, 'CONFLICT');
       expectError(await sys.http.post('/v1/cards/bind', { card_no: card.card_no, binding_password: DEFAULT_BINDING_PASSWORD }, { key: owner.token }), 409, 'CONFLICT');
       expect(await countRows(sys, 'card_bindings', { card_id: card.id })).to.equal(2);
       expect((await bindingRow(card.id, other.member.id)).role).to.equal('member');
