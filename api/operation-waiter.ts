@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Deps } from '../config/deps.js';
-import { createRedis, workerOptions } from '../config/redis.js';
+import { createRedis, type RedisClient } from '../config/redis.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 
 /** Redis channel on which workers announce, after commit, that an operation reached a terminal state. */
@@ -24,7 +23,7 @@ const POLL_FALLBACK_MS = 1000;
  * stays the source of truth: a slow poll of it covers notices lost while Redis was away.
  */
 export class OperationWaiter {
-  private subscriber?: Redis;
+  private subscriber?: RedisClient;
   private stopped = false;
   private readonly waiting = new Map<string, Set<(announced?: unknown) => void>>();
 
@@ -32,9 +31,8 @@ export class OperationWaiter {
 
   async start(): Promise<void> {
     const { config, logger } = this.deps;
-    this.subscriber = createRedis(config.REDIS_URL!, { ...workerOptions(), lazyConnect: true }, (err) =>
-      logger.warn({ err: err.message }, 'redis subscriber error'),
-    );
+    // Retries forever like a worker's: a subscriber that gave up would leave waits polling for good.
+    this.subscriber = createRedis(config, 'worker', (err) => logger.warn({ err: err.message }, 'redis subscriber error'), { lazyConnect: true });
     this.subscriber.on('message', (_channel: string, message: string) => {
       for (const announced of parseAnnouncement(message)) this.wake(announced.id, announced);
     });

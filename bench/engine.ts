@@ -14,12 +14,13 @@ export interface BenchStores {
 }
 
 /**
- * DATABASE_URL / REDIS_URL when given (REDIS_URL only if `needsRedis`), else an embedded Postgres
- * and redis-server in a temp folder that stop() removes.
+ * DATABASE_URL / REDIS_URL when given (REDIS_URL only if `needsRedis`; REDIS_CLUSTER_NODES reaches
+ * the engine through its environment), else an embedded Postgres and redis-server in a temp folder
+ * that stop() removes.
  */
 export async function benchStores(name: string, needsRedis = true): Promise<BenchStores> {
-  const { DATABASE_URL, REDIS_URL } = process.env;
-  if (DATABASE_URL && (REDIS_URL || !needsRedis)) {
+  const { DATABASE_URL, REDIS_URL, REDIS_CLUSTER_NODES } = process.env;
+  if (DATABASE_URL && (REDIS_URL || REDIS_CLUSTER_NODES || !needsRedis)) {
     return { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL ?? '', embedded: false, stop: async () => undefined };
   }
   const dataDir = mkdtempSync(join(tmpdir(), `mps-${name}-`));

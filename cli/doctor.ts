@@ -1,5 +1,7 @@
 import { statfs } from 'node:fs/promises';
+import type { Redis } from 'ioredis';
 import type { Deps } from '../config/deps.js';
+import { describeRedis, redisServers } from '../config/redis.js';
 import { migrationsCurrent } from '../db/knex.js';
 
 type Level = 'ok' | 'warn' | 'fail';
@@ -36,12 +38,12 @@ export async function doctor(deps: Deps): Promise<Check[]> {
   });
   await run('migrations', async () => ((await migrationsCurrent(db)) ? { level: 'ok', detail: 'current' } : { level: 'fail', detail: 'pending migrations: run `npm run cli -- migrate`' }));
   await run('redis', async () => {
-    const info = await redis.info('server');
-    const version = /redis_version:(\S+)/.exec(info)?.[1] ?? '?';
-    const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as string[];
-    const [, aof] = (await redis.config('GET', 'appendonly')) as string[];
-    const problems = [policy !== 'noeviction' && `maxmemory-policy=${policy} (must be noeviction: evicted jobs are lost work)`, aof !== 'yes' && 'appendonly=no (AOF keeps queued jobs across restarts)'].filter(Boolean);
-    return { level: problems.length ? 'fail' : 'ok', detail: `Redis ${version}; maxmemory-policy=${policy}; appendonly=${aof}${problems.length ? ` — ${problems.join('; ')}` : ''}` };
+    // Each master holds queues of its own: on a Cluster every one must be set right.
+    const servers = redisServers(redis);
+    const reports = await Promise.all(servers.map(redisSettings));
+    const problems = reports.flatMap((r) => r.problems.map((p) => (servers.length > 1 ? `${r.address}: ${p}` : p)));
+    const settings = [...new Set(reports.map((r) => r.settings))].join(' | ');
+    return { level: problems.length ? 'fail' : 'ok', detail: `${describeRedis(config)}${servers.length > 1 ? `, ${servers.length} masters` : ''}: ${settings}${problems.length ? ` — ${problems.join('; ')}` : ''}` };
   });
   await run('queue backlog', async () => {
     const backlog = await Promise.all(
@@ -87,4 +89,14 @@ export async function doctor(deps: Deps): Promise<Check[]> {
 export function formatReport(checks: Check[]): string {
   const mark: Record<Level, string> = { ok: 'OK  ', warn: 'WARN', fail: 'FAIL' };
   return checks.map((c) => `${mark[c.level]}  ${c.name.padEnd(20)} ${c.detail}`).join('\n');
+}
+
+/** One server's version and the two settings MPS depends on. */
+async function redisSettings(server: Redis): Promise<{ address: string; settings: string; problems: string[] }> {
+  const info = await server.info('server');
+  const version = /redis_version:(\S+)/.exec(info)?.[1] ?? '?';
+  const [, policy] = (await server.config('GET', 'maxmemory-policy')) as string[];
+  const [, aof] = (await server.config('GET', 'appendonly')) as string[];
+  const problems = [policy !== 'noeviction' && `maxmemory-policy=${policy} (must be noeviction: evicted jobs are lost work)`, aof !== 'yes' && 'appendonly=no (AOF keeps queued jobs across restarts)'].filter((p): p is string => !!p);
+  return { address: `${server.options.host}:${server.options.port}`, settings: `Redis ${version}; maxmemory-policy=${policy}; appendonly=${aof}`, problems };
 }

@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig, loadDotEnv, type Config } from '../config/env.js';
 import { createLogger } from '../config/logger.js';
 import { closeDeps, createDeps } from '../config/deps.js';
+import { redisConfigured } from '../config/redis.js';
 import { doctor, formatReport } from './doctor.js';
 import { backup, restore } from './backup.js';
 import { BackupError } from './pg-tools.js';
@@ -25,11 +26,12 @@ Uses DATABASE_URL and REDIS_URL, or else the embedded stack of a running \`npm s
 
 /** The URLs of a running `npm start` fill in what the environment leaves unset. */
 function withRunningStack(config: Config): Config {
-  if (config.DATABASE_URL && config.REDIS_URL) return config;
+  const hasRedis = redisConfigured(config);
+  if (config.DATABASE_URL && hasRedis) return config;
   const stack = runningStack();
   if (!stack) return config;
   console.error(`Using the embedded stack of npm start (pid ${stack.pid}).`);
-  return Object.freeze({ ...config, DATABASE_URL: config.DATABASE_URL ?? stack.databaseUrl, REDIS_URL: config.REDIS_URL ?? stack.redisUrl });
+  return Object.freeze({ ...config, DATABASE_URL: config.DATABASE_URL ?? stack.databaseUrl, REDIS_URL: hasRedis ? config.REDIS_URL : stack.redisUrl });
 }
 
 /** Operator commands against the configured database. */
@@ -41,8 +43,8 @@ async function main(argv: string[]): Promise<number> {
   }
   loadDotEnv();
   const config = withRunningStack(loadConfig());
-  if (!config.DATABASE_URL || (command === 'doctor' && !config.REDIS_URL)) {
-    console.error('Set DATABASE_URL (and REDIS_URL for doctor), or run `npm start` in this folder first.');
+  if (!config.DATABASE_URL || (command === 'doctor' && !redisConfigured(config))) {
+    console.error('Set DATABASE_URL (and REDIS_URL or REDIS_CLUSTER_NODES for doctor), or run `npm start` in this folder first.');
     return 2;
   }
   const logger = createLogger('warn');

@@ -1,9 +1,8 @@
 import type { Knex } from 'knex';
-import type { Redis } from 'ioredis';
 import type { Config } from './env.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { createRedis, producerOptions, whenReady } from './redis.js';
+import { createRedis, redisConfigured, whenReady, type RedisClient } from './redis.js';
 import { createKnex } from '../db/knex.js';
 import { createQueues, type Queues } from '../jobs/queues.js';
 
@@ -14,7 +13,7 @@ export interface Deps {
   metrics: Metrics;
   db: Knex;
   /** Fail-fast client for producing jobs, rate limits and publishing completions. */
-  redis: Redis;
+  redis: RedisClient;
   queues: Queues;
 }
 
@@ -23,11 +22,11 @@ export interface DepsOptions {
 }
 
 export async function createDeps(config: Config, options: DepsOptions = {}): Promise<Deps> {
-  if (!config.DATABASE_URL || !config.REDIS_URL) throw new Error('DATABASE_URL and REDIS_URL must be set (npm start sets them for the embedded stack)');
+  if (!config.DATABASE_URL || !redisConfigured(config)) throw new Error('DATABASE_URL and REDIS_URL (or REDIS_CLUSTER_NODES) must be set (npm start sets them for the embedded stack)');
   const logger = options.logger ?? createLogger(config.LOG_LEVEL);
   const metrics = createMetrics();
   const db = createKnex(config.DATABASE_URL, config.DB_POOL_MAX, (err) => logger.warn({ err: err.message }, 'postgres client error'), config.DB_QUERY_TIMEOUT_MS);
-  const redis = createRedis(config.REDIS_URL, producerOptions(config.REDIS_COMMAND_TIMEOUT_MS), (err) => logger.warn({ err: err.message }, 'redis producer error'));
+  const redis = createRedis(config, 'producer', (err) => logger.warn({ err: err.message }, 'redis producer error'));
   try {
     await whenReady(redis);
   } catch (err) {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
 import { parseAmount } from '../domain/money.js';
+import { BOTH_SET, parseClusterNodes, parseRedisUrl, RedisTargetError } from './redis-target.js';
 
 /** Parses "true"/"false"/"1"/"0" strictly, so a typo such as "ture" is reported, not read as false. */
 const bool = (fallback: boolean) =>
@@ -45,6 +46,21 @@ const optionalUrl = (protocols: string[]) =>
     .optional()
     .refine((v) => v === undefined || protocols.some((p) => v.startsWith(p)), `must start with ${protocols.join(' or ')}`);
 
+/** A Redis setting checked by its parser, which says what is wrong with it. */
+const redisSetting = (parse: (value: string) => unknown) =>
+  z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      try {
+        parse(v);
+      } catch (err) {
+        if (!(err instanceof RedisTargetError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+      }
+    });
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(3000, 0, 65535),
@@ -55,7 +71,9 @@ const schema = z.object({
   WORKER_METRICS_PORT: int(9464, 0, 65535),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: optionalUrl(['postgres://', 'postgresql://']),
-  REDIS_URL: optionalUrl(['redis://', 'rediss://']),
+  // One node or Sentinel; a Cluster is REDIS_CLUSTER_NODES instead (config/redis-target.ts has the forms).
+  REDIS_URL: redisSetting(parseRedisUrl),
+  REDIS_CLUSTER_NODES: redisSetting(parseClusterNodes),
   DB_POOL_MAX: int(20, 1, 500),
   DB_QUERY_TIMEOUT_MS: int(10_000, 100, 600_000),
   REDIS_COMMAND_TIMEOUT_MS: int(2000, 50, 60_000),
@@ -150,6 +168,8 @@ const schema = z.object({
   RELAY_CRON: cron('* * * * * *'),
   // Bull Board can retry, clean and add jobs only when this is on; read-only otherwise.
   BULL_BOARD_WRITE: bool(false),
+}).superRefine((env, ctx) => {
+  if (env.REDIS_URL && env.REDIS_CLUSTER_NODES) ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: BOTH_SET });
 });
 
 /** Production refuses settings that are only safe on a developer's machine. */

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { loadConfigOrExit, type Config } from '../config/env.js';
 import { closeDeps, createDeps } from '../config/deps.js';
+import { redisConfigured } from '../config/redis.js';
 import { createKnex, migrateLatest } from '../db/knex.js';
 import { seedDemo, type DemoData } from '../db/seeds/demo.js';
 import { startApi } from '../api/server.js';
@@ -15,23 +16,25 @@ import { DATA_DIR, STACK_FILE, type RunningStack } from './stack-file.js';
 const DEMO_FILE = join(DATA_DIR, 'demo.json');
 
 /**
- * `npm start`: the whole system in one process. Without DATABASE_URL / REDIS_URL it runs its own
- * Postgres and Redis with data in ./.data, so a second start finds the same data; only that
- * embedded stack gets demo data and the developer defaults (127.0.0.1, insecure webhooks).
+ * `npm start`: the whole system in one process. Without DATABASE_URL / REDIS_URL (or
+ * REDIS_CLUSTER_NODES) it runs its own Postgres and Redis with data in ./.data, so a second start
+ * finds the same data; only that embedded stack gets demo data and the developer defaults
+ * (127.0.0.1, insecure webhooks).
  */
 async function main() {
   const started = Date.now();
   let config: Config = loadConfigOrExit();
 
   let stack: LocalStack | undefined;
-  if (!config.DATABASE_URL || !config.REDIS_URL) {
+  const hasRedis = redisConfigured(config);
+  if (!config.DATABASE_URL || !hasRedis) {
     mkdirSync(DATA_DIR, { recursive: true });
     console.log('Starting embedded PostgreSQL and redis-server (data in ./.data) …');
     stack = await startLocalStack(DATA_DIR, { persistent: true });
     config = Object.freeze({
       ...config,
       DATABASE_URL: config.DATABASE_URL ?? stack.databaseUrl,
-      REDIS_URL: config.REDIS_URL ?? stack.redisUrl,
+      REDIS_URL: hasRedis ? config.REDIS_URL : stack.redisUrl,
       ENCRYPTION_KEY: config.ENCRYPTION_KEY ?? localEncryptionKey(),
       HOST: process.env.HOST ? config.HOST : '127.0.0.1',
       // The demo's webhook receiver runs on this machine; production keeps the default (false).

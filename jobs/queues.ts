@@ -1,7 +1,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.js';
 import type { Logger } from '../config/logger.js';
+import type { RedisClient } from '../config/redis.js';
 import {
   MAINTENANCE_QUEUE,
   WEBHOOK_QUEUE,
@@ -58,7 +58,7 @@ export interface Queues {
   close(): Promise<void>;
 }
 
-export function createQueues(config: Config, connection: Redis, logger: Logger): Queues {
+export function createQueues(config: Config, connection: RedisClient, logger: Logger): Queues {
   const opts = { connection, prefix: config.QUEUE_PREFIX };
   const onError = (name: string) => (err: Error) => logger.warn({ err: err.message, queue: name }, 'queue error');
   const make = <T>(name: string) => {

@@ -3,7 +3,7 @@ import { Worker } from 'bullmq';
 import express from 'express';
 import { healthRoutes } from '../api/routes/health.js';
 import type { Deps } from '../config/deps.js';
-import { createRedis, workerOptions } from '../config/redis.js';
+import { createRedis } from '../config/redis.js';
 import { assertHandlersComplete, deliverWebhook, maintenanceHandlers, operationHandlers } from '../jobs/index.js';
 import { MAINTENANCE_QUEUE, WEBHOOK_QUEUE, partitionQueueName, type WebhookPayload, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType } from '../jobs/names.js';
 import { runJob } from './run-job.js';
@@ -25,7 +25,7 @@ export async function startWorkers(deps: Deps): Promise<RunningWorkers> {
   await Promise.all(deps.queues.partitions.map((q) => q.setGlobalConcurrency(1)));
   const onError = (err: Error) => logger.warn({ err: err.message }, 'worker error');
   // One shared connection for the workers' commands; BullMQ opens a blocking one per worker beside it.
-  const connection = createRedis(config.REDIS_URL!, workerOptions(), onError);
+  const connection = createRedis(config, 'worker', onError);
   const common = { connection, prefix: config.QUEUE_PREFIX, autorun: true, lockDuration: config.JOB_LOCK_MS, stalledInterval: config.STALLED_INTERVAL_MS };
 
   const workers: Worker[] = [];

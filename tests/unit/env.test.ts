@@ -98,6 +98,15 @@ describe('config/env loadConfig', () => {
       expect(c.REDIS_URL).to.equal('rediss://cache:6380');
     });
 
+    it('accepts the Sentinel and Cluster forms of Redis', () => {
+      expect(loadConfig({ REDIS_URL: 'redis+sentinel://:pw@s1:26379,s2:26379/mps/2' }).REDIS_URL).to.equal('redis+sentinel://:pw@s1:26379,s2:26379/mps/2');
+      expect(loadConfig({ REDIS_CLUSTER_NODES: 'n1:7000,n2:7001' }).REDIS_CLUSTER_NODES).to.equal('n1:7000,n2:7001');
+    });
+
+    it('refuses REDIS_URL and REDIS_CLUSTER_NODES together, naming why', () => {
+      expect(problemsOf({ REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'n1:7000' })).to.deep.equal(['REDIS_CLUSTER_NODES: set REDIS_URL or REDIS_CLUSTER_NODES, not both']);
+    });
+
     it('applies explicit overrides on top of the environment', () => {
       const c = loadConfig({ PORT: '8080' }, { PORT: 0, CARD_PARTITIONS: 2 });
       expect(c.PORT).to.equal(0);
@@ -148,7 +157,8 @@ describe('config/env loadConfig', () => {
       LOG_LEVEL: ['verbose'],
       ENCRYPTION_KEY: ['abc', 'g'.repeat(64)],
       METRICS_TOKEN: ['short'],
-      REDIS_URL: ['http://cache'],
+      REDIS_URL: ['http://cache', 'redis+sentinel://s1:26379', 'redis+sentinel://s1:26379/mps/x', 'redis+sentinel://s1:port/mps', 'redis+sentinel://s1,s2/mps/99x'],
+      REDIS_CLUSTER_NODES: ['a:6379,,b:6379', 'a:70000', 'redis://a:6379/1', 'http://a:6379', 'a b'],
       SETTLEMENT_CRON: ['10 0 * *', '* * * * * * *'],
       BODY_LIMIT: ['32', '1gb'],
       QUEUE_PREFIX: ['a:b'],
