@@ -28,12 +28,13 @@ function workerOptions(): RedisOptions {
 
 /**
  * A master demoted by a failover keeps its sockets open and answers writes with READONLY.
- * Reconnecting finds the current master again (through the sentinels, or the cluster's slot map);
- * 2 also resends the command, which a worker's offline queue holds until then (a producer, whose
- * offline queue is off, has it rejected at once and carries on as when Redis is down).
+ * Reconnecting finds the current master again (through the sentinels, or the cluster's slot map).
+ * A worker's command is resent once reconnected (2: its offline queue holds it until then); a
+ * producer's is rejected with the READONLY error (1), as any command is while Redis is away.
  */
-export function reconnectOnReadonly(err: Error): 2 | false {
-  return err.message.startsWith('READONLY') ? 2 : false;
+export function reconnectOnReadonly(role: RedisRole): (err: Error) => 1 | 2 | false {
+  const action = role === 'worker' ? 2 : 1;
+  return (err) => (err.message.startsWith('READONLY') ? action : false);
 }
 
 export function redisConfigured(settings: Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>): boolean {
@@ -47,7 +48,7 @@ export function redisConfigured(settings: Pick<Config, 'REDIS_URL' | 'REDIS_CLUS
 export function createRedis(settings: RedisSettings, role: RedisRole, onError: (err: Error) => void, extra: Pick<RedisOptions, 'lazyConnect' | 'connectionName'> = {}): RedisClient {
   const target = parseRedisTarget(settings);
   if (!target) throw new Error('REDIS_URL or REDIS_CLUSTER_NODES must be set');
-  const options: RedisOptions = { ...(role === 'producer' ? producerOptions(settings.REDIS_COMMAND_TIMEOUT_MS) : workerOptions()), reconnectOnError: reconnectOnReadonly, ...extra };
+  const options: RedisOptions = { ...(role === 'producer' ? producerOptions(settings.REDIS_COMMAND_TIMEOUT_MS) : workerOptions()), reconnectOnError: reconnectOnReadonly(role), ...extra };
   const client = connect(target, options);
   client.on('error', onError);
   return client;

@@ -115,23 +115,27 @@ async function stopPostgres(server: EmbeddedPostgres): Promise<void> {
   await server.stop();
 }
 
-/** Starts redis-server from PATH with the production settings of DESIGN.md (AOF, noeviction). */
-export async function startRedis(dir: string): Promise<{ port: number; url: string; process: ChildProcess; stop(): Promise<void> }> {
+/** A redis-server (or sentinel) process this one started. */
+export interface RedisProcess {
+  process: ChildProcess;
+  /** SIGTERM by default (a clean shutdown); SIGKILL is a crash. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Spawns redis-server with `args` and resolves once it logged `readyText`. `detached` puts it in
+ * its own process group, so that Ctrl-C reaches only its owner, which stops it last.
+ */
+export async function spawnRedis(args: string[], options: { readyText?: string; detached?: boolean } = {}): Promise<RedisProcess> {
+  const readyText = options.readyText ?? 'Ready to accept connections';
   if (!redisServerAvailable()) throw new MissingRedisError();
-  mkdirSync(dir, { recursive: true });
-  const port = await freePort();
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--save', '', '--daemonize', 'no'],
-    // Its own process group, like Postgres above: Ctrl-C reaches `npm start`, which stops it last.
-    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
   await new Promise<void>((ready, fail) => {
     let output = '';
     const timer = setTimeout(() => fail(new Error(`redis-server did not start within 10 s:\n${output}`)), 10_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
+      if (output.includes(readyText)) {
         clearTimeout(timer);
         child.stdout?.off('data', onData);
         ready();
@@ -145,13 +149,28 @@ export async function startRedis(dir: string): Promise<{ port: number; url: stri
   });
   child.stdout?.resume();
   child.stderr?.resume();
-  const stop = () =>
+  const stop = (signal: NodeJS.Signals = 'SIGTERM') =>
     new Promise<void>((done) => {
-      if (child.exitCode !== null) return done();
+      if (child.exitCode !== null || child.signalCode !== null) return done();
       child.once('exit', () => done());
-      child.kill('SIGTERM');
+      child.kill(signal);
     });
-  return { port, url: `redis://127.0.0.1:${port}`, process: child, stop };
+  return { process: child, stop };
+}
+
+/** The production settings of DESIGN.md (AOF, noeviction) for a redis-server on `port` with data in `dir`. */
+export function productionRedisArgs(port: number, dir: string): string[] {
+  return ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--save', '', '--daemonize', 'no'];
+}
+
+/** Starts redis-server from PATH with the production settings of DESIGN.md (AOF, noeviction). */
+export async function startRedis(dir: string): Promise<{ port: number; url: string; process: ChildProcess; stop(): Promise<void> }> {
+  if (!redisServerAvailable()) throw new MissingRedisError();
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  // Its own process group, like Postgres above: Ctrl-C reaches `npm start`, which stops it last.
+  const redis = await spawnRedis(productionRedisArgs(port, dir), { detached: true });
+  return { port, url: `redis://127.0.0.1:${port}`, process: redis.process, stop: () => redis.stop() };
 }
 
 /** Postgres + Redis under `dataDir` (./.data for `npm start`, a temp folder for tests). */

@@ -21,14 +21,23 @@ export interface TestSystem {
   stop(): Promise<void>;
 }
 
+export interface SystemOptions {
+  workers?: boolean;
+  logger?: Logger;
+  /** Another database than the run's. */
+  databaseUrl?: string;
+  /** Another Redis deployment than the run's single node (a Cluster's nodes, a Sentinel URL). */
+  redis?: { REDIS_URL: string } | { REDIS_CLUSTER_NODES: string };
+}
+
 /**
  * The API in-process on port 0 and (unless `workers: false`) the workers, against the run's real
  * Postgres and Redis (or the database `databaseUrl` names), with a queue prefix of its own so that
  * test files never share jobs.
  */
-export async function startSystem(overrides: Partial<Config> = {}, options: { workers?: boolean; logger?: Logger; databaseUrl?: string } = {}): Promise<TestSystem> {
+export async function startSystem(overrides: Partial<Config> = {}, options: SystemOptions = {}): Promise<TestSystem> {
   const config = loadConfig(
-    { DATABASE_URL: options.databaseUrl ?? testEnv.databaseUrl, REDIS_URL: testEnv.redisUrl, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', NODE_ENV: 'test' },
+    { DATABASE_URL: options.databaseUrl ?? testEnv.databaseUrl, ...(options.redis ?? { REDIS_URL: testEnv.redisUrl }), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', NODE_ENV: 'test' },
     { QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`, AUTH_CACHE_TTL_MS: 0, WEBHOOK_ALLOW_INSECURE: true, DB_POOL_MAX: 10, ENCRYPTION_KEY: randomBytes(32).toString('hex'), ...overrides },
   );
   const deps = await createDeps(config, { logger: options.logger });

@@ -1,0 +1,161 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { Cluster } from 'ioredis';
+import { operationDoneChannel } from '../../api/operation-waiter.js';
+import { createRedis, redisServers, whenReady, type RedisClient } from '../../config/redis.js';
+import { partitionQueueName } from '../../jobs/names.js';
+import { createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
+import { charge, expectLedgersMatch, expectSucceeded, getCard, issueQr, recharge, refund, sleep, type OperationJson } from '../helpers/money.js';
+import { adminClient, LocalRedisSentinel, startRedisCluster, type LocalRedisCluster } from '../helpers/redis-topologies.js';
+import { startSystem, type TestSystem } from '../helpers/system.js';
+
+/**
+ * The money path end to end on one system: a member and a prepaid card, a recharge by the admin,
+ * a QR, a payment and a partial refund each answered inline (Prefer: wait), and balance and
+ * points equal to the sums of their ledgers.
+ */
+async function moneyFlow(sys: TestSystem, merchantKey: string): Promise<{ payment: OperationJson }> {
+  const member = await createMember(sys);
+  const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: member.id });
+  const recharged = expectSucceeded(await recharge(sys, card.id, { amount: '500.00' }), 'recharge');
+  expect(recharged.result).to.include({ amount: '500.00', balance: '500.00' });
+  const qr = await issueQr(sys, card.id);
+  const payment = expectSucceeded(await charge(sys, merchantKey, { qr, amount: '120.00' }), 'payment');
+  expect(payment.result).to.include({ final_amount: '120.00', points_earned: 120 });
+  const refunded = expectSucceeded(await refund(sys, merchantKey, { original_tx_no: payment.result!.tx_no, amount: '20.00' }), 'refund');
+  expect(refunded.result!.refund_tx_no).to.match(/^REF\d{21}$/);
+  // 500 − 120 + 20; points 120 earned, 120 × 20/120 = 20 clawed back.
+  await expectLedgersMatch(sys, card.id, { balance: 40_000, points: 100 });
+  expect(await getCard(sys, card.id)).to.include({ balance: '400.00', points: 100 });
+  return { payment };
+}
+
+describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
+  this.timeout(60_000);
+  let dir: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mps-redis-topologies-'));
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('Redis Cluster, 3 masters (REDIS_CLUSTER_NODES)', () => {
+    let cluster: LocalRedisCluster;
+    let sys: TestSystem;
+    let merchantKey: string;
+    const clients: RedisClient[] = [];
+    const quiet = () => undefined;
+
+    before(async () => {
+      cluster = await startRedisCluster(join(dir, 'cluster'));
+      sys = await startSystem({ RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN: 3 }, { redis: { REDIS_CLUSTER_NODES: cluster.nodes } });
+      merchantKey = (await createMerchant(sys)).key;
+    });
+    after(async () => {
+      for (const c of clients) c.disconnect();
+      await sys?.stop();
+      await cluster?.stop();
+    });
+
+    it('the API gets a Cluster client from the factory', () => {
+      expect(sys.deps.redis).to.be.instanceOf(Cluster);
+    });
+
+    it('runs the money flow (recharge, QR payment, refund, all with Prefer: wait); balances = Σ ledger', async () => {
+      await moneyFlow(sys, merchantKey);
+    });
+
+    it('spreads the partition queues over every master, each queue in a single slot', async () => {
+      const masters = redisServers(sys.deps.redis);
+      expect(masters).to.have.length(3);
+      // startWorkers set every partition's global concurrency: each partition has its meta key somewhere.
+      const keysByMaster = await Promise.all(masters.map((m) => m.keys(`${sys.config.QUEUE_PREFIX}:card-ops-*`)));
+      for (const keys of keysByMaster) expect(keys, 'partition keys on every master').to.not.be.empty;
+      for (let p = 0; p < sys.config.CARD_PARTITIONS; p++) {
+        const keys = keysByMaster.flat().filter((k) => k.startsWith(`${sys.config.QUEUE_PREFIX}:${partitionQueueName(p)}:`));
+        expect(keys, `keys of partition ${p}`).to.not.be.empty;
+        const slots = new Set(await Promise.all(keys.map((k) => masters[0]!.cluster('KEYSLOT', k))));
+        expect(slots.size, `slots of partition ${p}`).to.equal(1);
+      }
+    });
+
+    it('announces completions over the cluster’s pub/sub to a subscriber on any node', async () => {
+      const subscriber = createRedis(sys.config, 'worker', quiet, { lazyConnect: true });
+      clients.push(subscriber);
+      const heard: string[] = [];
+      subscriber.on('message', (_channel: string, message: string) => heard.push(message));
+      await subscriber.connect();
+      await subscriber.subscribe(operationDoneChannel(sys.config.QUEUE_PREFIX));
+      const { payment } = await moneyFlow(sys, merchantKey);
+      for (let i = 0; i < 50 && !heard.some((m) => m.includes(payment.id)); i++) await sleep(20);
+      expect(heard.some((m) => m.includes(payment.id)), 'the payment was announced').to.equal(true);
+    });
+
+    it('counts rate limits in the cluster (a broken limiter would let every request through)', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 7; i++) statuses.push((await sys.http.post('/v1/qr/validate', { qr: 'mpsq_not-a-real-token' }, { key: merchantKey })).status);
+      // Limit 3 a minute: even if a minute turns during the loop, 7 requests meet the limit.
+      expect(statuses.slice(0, 3)).to.deep.equal([200, 200, 200]);
+      expect(statuses).to.include(429);
+    });
+
+    it('the fail-fast producer reaches every slot (writes to keys on all three masters)', async () => {
+      const producer = createRedis(sys.config, 'producer', quiet);
+      clients.push(producer);
+      await whenReady(producer);
+      const tags = Array.from({ length: 30 }, (_, i) => `probe-{${i}}`);
+      await Promise.all(tags.map((k) => producer.set(`${sys.config.QUEUE_PREFIX}:${k}`, '1', 'PX', 60_000)));
+      const owners = await Promise.all(redisServers(producer).map((m) => m.keys(`${sys.config.QUEUE_PREFIX}:probe-*`)));
+      expect(owners.map((keys) => keys.length).reduce((a, b) => a + b)).to.equal(30);
+      for (const keys of owners) expect(keys).to.not.be.empty;
+    });
+  });
+
+  describe('Sentinel: a master, a replica, 3 sentinels (REDIS_URL=redis+sentinel://…)', () => {
+    let sentinel: LocalRedisSentinel;
+    let sys: TestSystem;
+    let merchantKey: string;
+
+    before(async () => {
+      sentinel = await LocalRedisSentinel.start(join(dir, 'sentinel'));
+      sys = await startSystem({}, { redis: { REDIS_URL: sentinel.url } });
+      merchantKey = (await createMerchant(sys)).key;
+    });
+    after(async () => {
+      await sys?.stop();
+      await sentinel?.stop();
+    });
+
+    it('runs the money flow on the master the sentinels name', async () => {
+      await moneyFlow(sys, merchantKey);
+      const master = adminClient(await sentinel.masterPort());
+      try {
+        expect(await master.keys(`${sys.config.QUEUE_PREFIX}:card-ops-*`), 'queue keys on the master').to.not.be.empty;
+      } finally {
+        master.disconnect();
+      }
+    });
+
+    it('after SENTINEL FAILOVER the API and the workers find the new master, and the flow runs again', async () => {
+      const { from, to } = await sentinel.failover();
+      expect(to).to.not.equal(from);
+      // The API's client fails fast while it reconnects: it must be writing again within a few seconds.
+      const t0 = Date.now();
+      for (;;) {
+        const ok = await sys.deps.redis.set(`${sys.config.QUEUE_PREFIX}:probe`, '1').then(
+          () => true,
+          () => false,
+        );
+        if (ok) break;
+        expect(Date.now() - t0, 'API client writing again after the failover').to.be.below(10_000);
+        await sleep(100);
+      }
+      console.log(`      [failover] master :${from} → :${to}; the API client wrote again ${Date.now() - t0} ms after the sentinels agreed`);
+      await moneyFlow(sys, merchantKey);
+    });
+  });
+});

@@ -1,0 +1,180 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { freePort, productionRedisArgs, spawnRedis, type RedisProcess } from '../../dev/stack.js';
+
+const run = promisify(execFile);
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** `n` distinct free ports (freePort alone may hand the same one out twice). */
+async function freePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
+
+/** Asks `port` until `test` holds on the reply of `command`, or fails after `ms` with the last reply. */
+async function waitFor(port: number, command: string[], test: (reply: string) => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = (await run('redis-cli', ['-p', String(port), '--no-raw', ...command]).catch((err: Error) => ({ stdout: err.message }))).stdout;
+    if (test(last)) return;
+    await sleep(100);
+  }
+  throw new Error(`${what} not reached within ${ms} ms; last reply of ${command.join(' ')} on :${port}:\n${last}`);
+}
+
+/** A direct, quiet client of one server, for the harness's own look and poke (not the engine's). */
+export function adminClient(port: number): Redis {
+  const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, lazyConnect: false });
+  client.on('error', () => undefined);
+  return client;
+}
+
+export interface LocalRedisCluster {
+  /** REDIS_CLUSTER_NODES for the engine: every master's host:port. */
+  nodes: string;
+  ports: number[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A real Redis Cluster of `masters` masters and no replicas on free ports under `dir`, with the
+ * production settings (AOF, noeviction), its 16384 slots split by `redis-cli --cluster create`.
+ */
+export async function startRedisCluster(dir: string, masters = 3): Promise<LocalRedisCluster> {
+  const ports = await freePorts(masters * 2);
+  const servers: RedisProcess[] = [];
+  const stop = async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+  };
+  try {
+    const nodePorts = ports.slice(0, masters);
+    for (const [i, port] of nodePorts.entries()) {
+      const nodeDir = join(dir, `node-${port}`);
+      mkdirSync(nodeDir, { recursive: true });
+      // The bus port is given explicitly: the default port + 10000 may be taken or past 65535.
+      const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-port', String(ports[masters + i]), '--cluster-node-timeout', '3000'];
+      servers.push(await spawnRedis([...productionRedisArgs(port, nodeDir), ...clusterArgs]));
+    }
+    await run('redis-cli', ['--cluster', 'create', ...nodePorts.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
+    for (const port of nodePorts) await waitFor(port, ['cluster', 'info'], (r) => r.includes('cluster_state:ok'), 15_000, 'cluster_state:ok');
+    return { nodes: nodePorts.map((p) => `127.0.0.1:${p}`).join(','), ports: nodePorts, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+export const SENTINEL_MASTER = 'mps';
+
+interface DataServer {
+  port: number;
+  args: string[];
+  process?: RedisProcess;
+}
+
+/**
+ * A real Sentinel deployment under `dir`: a master, one replica and three sentinels (quorum 2) on
+ * free ports, quick to fail over (down after 1 s). Servers can be killed and started again on
+ * their ports to play failures.
+ */
+export class LocalRedisSentinel {
+  private constructor(
+    readonly dir: string,
+    private readonly data: DataServer[],
+    readonly sentinelPorts: number[],
+    private readonly sentinels: RedisProcess[],
+  ) {}
+
+  static async start(dir: string): Promise<LocalRedisSentinel> {
+    const [masterPort, replicaPort, ...sentinelPorts] = await freePorts(5);
+    const data: DataServer[] = [masterPort!, replicaPort!].map((port, i) => {
+      const serverDir = join(dir, `redis-${port}`);
+      mkdirSync(serverDir, { recursive: true });
+      return { port, args: [...productionRedisArgs(port, serverDir), ...(i === 1 ? ['--replicaof', '127.0.0.1', String(masterPort)] : [])] };
+    });
+    const deployment = new LocalRedisSentinel(dir, data, sentinelPorts, []);
+    try {
+      for (const server of data) server.process = await spawnRedis(server.args);
+      await waitFor(replicaPort!, ['info', 'replication'], (r) => r.includes('master_link_status:up'), 15_000, 'replica in sync');
+      for (const port of sentinelPorts) {
+        const conf = join(dir, `sentinel-${port}.conf`);
+        // Sentinel rewrites its file as it learns the deployment, so each has its own.
+        writeFileSync(
+          conf,
+          [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${masterPort} 2`, `sentinel down-after-milliseconds ${SENTINEL_MASTER} 1000`, `sentinel failover-timeout ${SENTINEL_MASTER} 10000`, ''].join('\n'),
+        );
+        deployment.sentinels.push(await spawnRedis([conf, '--sentinel'], { readyText: '+monitor master' }));
+      }
+      // A failover needs the replica known to the sentinels and the sentinels known to each other (hello messages, every 2 s).
+      for (const port of sentinelPorts) {
+        await waitFor(port, ['sentinel', 'replicas', SENTINEL_MASTER], (r) => r.includes(String(replicaPort)), 20_000, 'replica discovered');
+        await waitFor(port, ['sentinel', 'sentinels', SENTINEL_MASTER], (r) => sentinelPorts.filter((p) => p !== port).every((p) => r.includes(String(p))), 20_000, 'sentinels discovered');
+      }
+      return deployment;
+    } catch (err) {
+      await deployment.stop();
+      throw err;
+    }
+  }
+
+  /** REDIS_URL for the engine. */
+  get url(): string {
+    return `redis+sentinel://${this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${SENTINEL_MASTER}`;
+  }
+
+  /** The port the sentinels name as master now (asks the first one that answers). */
+  async masterPort(): Promise<number> {
+    for (const port of this.sentinelPorts) {
+      const reply = await run('redis-cli', ['-p', String(port), 'sentinel', 'get-master-addr-by-name', SENTINEL_MASTER]).catch(() => undefined);
+      const masterPort = Number(reply?.stdout.trim().split('\n')[1]);
+      if (masterPort) return masterPort;
+    }
+    throw new Error('no sentinel answered get-master-addr-by-name');
+  }
+
+  /**
+   * Waits until every sentinel names a master other than `old` and that server says it is a
+   * master; returns its port.
+   */
+  async waitNewMaster(old: number, ms = 30_000): Promise<number> {
+    for (const port of this.sentinelPorts) await waitFor(port, ['sentinel', 'get-master-addr-by-name', SENTINEL_MASTER], (r) => /\d/.test(r) && !r.includes(`"${old}"`), ms, `sentinel :${port} naming a new master`);
+    const now = await this.masterPort();
+    await waitFor(now, ['role'], (r) => r.includes('"master"'), ms, `:${now} as master`);
+    return now;
+  }
+
+  /** SENTINEL FAILOVER (the replica is promoted without waiting for a vote) and its completion. */
+  async failover(): Promise<{ from: number; to: number }> {
+    const from = await this.masterPort();
+    await run('redis-cli', ['-p', String(this.sentinelPorts[0]), 'sentinel', 'failover', SENTINEL_MASTER]);
+    return { from, to: await this.waitNewMaster(from) };
+  }
+
+  /** kill -9 of the data server on `port` (the master, say): the sentinels notice after 1 s and fail over. */
+  async kill(port: number): Promise<void> {
+    const server = this.server(port);
+    await server.process?.stop('SIGKILL');
+    server.process = undefined;
+  }
+
+  /** Starts a killed data server again on its port and data; the sentinels make it a replica of the current master. */
+  async restart(port: number): Promise<void> {
+    const server = this.server(port);
+    server.process ??= await spawnRedis(server.args);
+  }
+
+  private server(port: number): DataServer {
+    const server = this.data.find((s) => s.port === port);
+    if (!server) throw new Error(`no data server on :${port}`);
+    return server;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.sentinels, ...this.data.map((s) => s.process)].map((p) => p?.stop()));
+  }
+}
