@@ -175,6 +175,15 @@ export class LocalRedisSentinel {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.sentinels, ...this.data.map((s) => s.process)].map((p) => p?.stop()));
+    await Promise.all(this.processes().map((p) => p.stop()));
+  }
+
+  /** Synchronous last resort (process exit): a failing run must not leave servers behind. */
+  killNow(): void {
+    for (const p of this.processes()) p.process.kill('SIGKILL');
+  }
+
+  private processes(): RedisProcess[] {
+    return [...this.sentinels, ...this.data.flatMap((s) => (s.process ? [s.process] : []))];
   }
 }
