@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { adminClient } from '../helpers/redis-topologies.js';
 import { assertHeld, runScenario, sleep } from './helpers/scenario.js';
 
 describe('faults: Redis loses everything with operations queued', () => {
@@ -13,8 +13,7 @@ describe('faults: Redis loses everything with operations queued', () => {
         const worker = ctx.engine.workers[0]!;
         worker.signal('SIGSTOP');
         await sleep(2500);
-        const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-        client.on('error', () => undefined);
+        const client = adminClient(redis.port);
         const keys = await client.dbsize();
         await ctx.harm(`FLUSHALL (${keys} keys) with the worker paused`);
         await client.flushall();

@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import { WEBHOOK_QUEUE } from '../../jobs/names.js';
+import { adminClient } from '../helpers/redis-topologies.js';
 import { WebhookReceiver } from './helpers/receiver.js';
 import { assertHeld, runScenario, sleep, waitUntil, type ScenarioContext } from './helpers/scenario.js';
 
@@ -35,7 +36,8 @@ async function verifyDeliveries(ctx: ScenarioContext, receiver: WebhookReceiver,
       `SELECT d.id, d.attempts, d.next_attempt_at, extract(epoch FROM now() - d.next_attempt_at)::int AS age_s FROM webhook_deliveries d WHERE d.status = 'pending' ORDER BY d.next_attempt_at LIMIT 3`,
     );
     // What BullMQ holds under the id the relay re-enqueues an overdue delivery with (`<delivery>-<attempts>`).
-    const queue = new Queue(WEBHOOK_QUEUE, { connection: { host: '127.0.0.1', port: ctx.servers.redis.port, maxRetriesPerRequest: 1 }, prefix: ctx.queuePrefix });
+    const connection = adminClient(ctx.servers.redis.port);
+    const queue = new Queue(WEBHOOK_QUEUE, { connection, prefix: ctx.queuePrefix });
     queue.on('error', () => undefined);
     const failed = await queue.getJobs(['failed'], 0, 5000).catch(() => []);
     const states = await Promise.all(
@@ -46,6 +48,7 @@ async function verifyDeliveries(ctx: ScenarioContext, receiver: WebhookReceiver,
       }),
     );
     await queue.close();
+    connection.disconnect();
     problems.push(
       `${missing.length} payment.succeeded events never reached the receiver within ${boundMs / 1000} s (e.g. ${missing.slice(0, 3).join(', ')}); ` +
         `their deliveries stay pending, overdue by ${stuck[0]?.age_s} s (the relay re-enqueues after 60 s), and the BullMQ job under the id the relay re-adds is: ${states.join('; ')}`,

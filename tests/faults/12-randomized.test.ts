@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { adminClient } from '../helpers/redis-topologies.js';
 import { assertHeld, runScenario, sleep, type ScenarioContext } from './helpers/scenario.js';
 
 /** mulberry32: a small seeded generator, so a failing mix can be replayed with FAULT_SEED. */
@@ -47,8 +47,7 @@ const FAULTS: Record<string, Fault> = {
     await ctx.servers.redis.start();
   },
   'redis FLUSHALL': async (ctx) => {
-    const client = new Redis(ctx.servers.redis.url, { maxRetriesPerRequest: 1 });
-    client.on('error', () => undefined);
+    const client = adminClient(ctx.servers.redis.port);
     await ctx.harm('redis FLUSHALL');
     await client.flushall();
     client.disconnect();

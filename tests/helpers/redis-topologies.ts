@@ -27,7 +27,11 @@ async function waitFor(port: number, command: string[], test: (reply: string) =>
   throw new Error(`${what} not reached within ${ms} ms; last reply of ${command.join(' ')} on :${port}:\n${last}`);
 }
 
-/** A direct, quiet client of one server, for the harness's own look and poke (not the engine's). */
+/**
+ * A direct, quiet client of one server for the harness's own looks and pokes (FLUSHALL, REPLICAOF,
+ * CONFIG on one node): not of a deployment, so not through config/redis.ts, and failing rather
+ * than waiting when that server is down.
+ */
 export function adminClient(port: number): Redis {
   const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, lazyConnect: false });
   client.on('error', () => undefined);
