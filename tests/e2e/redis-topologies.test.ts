@@ -4,12 +4,15 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { Cluster } from 'ioredis';
 import { operationDoneChannel } from '../../api/operation-waiter.js';
+import { doctor } from '../../cli/doctor.js';
 import { createRedis, redisServers, whenReady, type RedisClient } from '../../config/redis.js';
 import { partitionQueueName } from '../../jobs/names.js';
+import { runRelayOutbox } from '../../jobs/relay-outbox.js';
 import { createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
 import { charge, expectLedgersMatch, expectSucceeded, getCard, issueQr, recharge, refund, sleep, type OperationJson } from '../helpers/money.js';
 import { adminClient, LocalRedisSentinel, startRedisCluster, type LocalRedisCluster } from '../helpers/redis-topologies.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
+import { startReceiver } from '../helpers/webhook-receiver.js';
 
 /**
  * The money path end to end on one system: a member and a prepaid card, a recharge by the admin,
@@ -52,7 +55,8 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
 
     before(async () => {
       cluster = await startRedisCluster(join(dir, 'cluster'));
-      sys = await startSystem({ RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN: 3 }, { redis: { REDIS_CLUSTER_NODES: cluster.nodes } });
+      // Short webhook timeouts: the slot test leaves attempts hanging, and stopping waits for them.
+      sys = await startSystem({ RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN: 3, WEBHOOK_TIMEOUT_MS: 5000 }, { redis: { REDIS_CLUSTER_NODES: cluster.nodes } });
       merchantKey = (await createMerchant(sys)).key;
     });
     after(async () => {
@@ -101,6 +105,43 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
       // Limit 3 a minute: even if a minute turns during the loop, 7 requests meet the limit.
       expect(statuses.slice(0, 3)).to.deep.equal([200, 200, 200]);
       expect(statuses).to.include(429);
+    });
+
+    it('holds a hanging webhook endpoint to its slots, counted in the cluster', async () => {
+      const hanging = await startReceiver('hang');
+      try {
+        const m = await createMerchant(sys);
+        const endpoint = await sys.http.post('/v1/merchant/webhook-endpoints', { url: hanging.url, events: ['payment.succeeded'] }, { key: m.key });
+        expect(endpoint.status, endpoint.text).to.equal(201);
+        const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: (await createMember(sys)).id });
+        expectSucceeded(await recharge(sys, card.id, { amount: '100.00' }));
+        for (let i = 0; i < 4; i++) expectSucceeded(await charge(sys, m.key, { qr: await issueQr(sys, card.id), amount: '1.00' }));
+        await runRelayOutbox(sys.deps); // as the scheduler does every second: events → deliveries → jobs
+        const slots = sys.config.WEBHOOK_PER_ENDPOINT_CONCURRENCY;
+        await hanging.waitForRequests(slots, { timeoutMs: 10_000 });
+        // The other deliveries are deferred while the slots are taken (retried every 1–2 s).
+        await sleep(2500);
+        expect(hanging.requests, 'attempts in flight at the hanging endpoint').to.have.length(slots);
+        expect(await sys.deps.redis.get(`${sys.config.QUEUE_PREFIX}:wh-inflight:${endpoint.body.id}`)).to.equal(String(slots));
+      } finally {
+        await hanging.close();
+      }
+    });
+
+    it('the doctor checks every master, and names the one that may evict jobs', async () => {
+      const redisCheck = async () => (await doctor(sys.deps)).find((c) => c.name === 'redis')!;
+      const healthy = await redisCheck();
+      expect(healthy.level, healthy.detail).to.equal('ok');
+      expect(healthy.detail).to.match(/^Cluster \(3 seed nodes\), 3 masters: Redis [\d.]+; maxmemory-policy=noeviction; appendonly=yes$/);
+      const one = redisServers(sys.deps.redis)[1]!;
+      await one.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      try {
+        const bad = await redisCheck();
+        expect(bad.level).to.equal('fail');
+        expect(bad.detail).to.contain(`${one.options.host}:${one.options.port}: maxmemory-policy=allkeys-lru (must be noeviction`);
+      } finally {
+        await one.config('SET', 'maxmemory-policy', 'noeviction');
+      }
     });
 
     it('the fail-fast producer reaches every slot (writes to keys on all three masters)', async () => {
