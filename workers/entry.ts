@@ -2,6 +2,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { loadConfigOrExit } from '../config/env.js';
 import { closeDeps, createDeps, type Deps } from '../config/deps.js';
+import { describeRedis } from '../config/redis.js';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 
@@ -15,7 +16,7 @@ export function runEntryPoint(moduleUrl: string, name: string, start: (deps: Dep
   void (async () => {
     const deps = await createDeps(loadConfigOrExit());
     const stop = await start(deps);
-    deps.logger.info({ process: name }, `${name} started`);
+    deps.logger.info({ process: name, redis: describeRedis(deps.config) }, `${name} started`);
     let stopping = false;
     const shutdown = async (signal: string) => {
       if (stopping) return;
