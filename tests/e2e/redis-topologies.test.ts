@@ -156,13 +156,13 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
     });
   });
 
-  describe('Sentinel: a master, a replica, 3 sentinels (REDIS_URL=redis+sentinel://…)', () => {
+  describe('Sentinel: a master, a replica, 3 sentinels, a password (REDIS_URL=redis+sentinel://:…@…)', () => {
     let sentinel: LocalRedisSentinel;
     let sys: TestSystem;
     let merchantKey: string;
 
     before(async () => {
-      sentinel = await LocalRedisSentinel.start(join(dir, 'sentinel'));
+      sentinel = await LocalRedisSentinel.start(join(dir, 'sentinel'), { password: 'p@ss/word' });
       sys = await startSystem({}, { redis: { REDIS_URL: sentinel.url } });
       merchantKey = (await createMerchant(sys)).key;
     });
@@ -173,11 +173,18 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
 
     it('runs the money flow on the master the sentinels name', async () => {
       await moneyFlow(sys, merchantKey);
-      const master = adminClient(await sentinel.masterPort());
+      const master = adminClient(await sentinel.masterPort(), sentinel.password);
+      const anonymous = adminClient(await sentinel.masterPort());
       try {
         expect(await master.keys(`${sys.config.QUEUE_PREFIX}:card-ops-*`), 'queue keys on the master').to.not.be.empty;
+        const refused = await anonymous.ping().then(
+          () => 'answered',
+          (err: Error) => err.message,
+        );
+        expect(refused, 'the password is in force').to.match(/^NOAUTH/);
       } finally {
         master.disconnect();
+        anonymous.disconnect();
       }
     });
 

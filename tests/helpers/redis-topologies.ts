@@ -15,12 +15,14 @@ async function freePorts(n: number): Promise<number[]> {
   return [...ports];
 }
 
+const auth = (password?: string) => (password ? ['-a', password, '--no-auth-warning'] : []);
+
 /** Asks `port` until `test` holds on the reply of `command`, or fails after `ms` with the last reply. */
-async function waitFor(port: number, command: string[], test: (reply: string) => boolean, ms: number, what: string): Promise<void> {
+async function waitFor(port: number, command: string[], test: (reply: string) => boolean, ms: number, what: string, password?: string): Promise<void> {
   const deadline = Date.now() + ms;
   let last = '';
   while (Date.now() < deadline) {
-    last = (await run('redis-cli', ['-p', String(port), '--no-raw', ...command]).catch((err: Error) => ({ stdout: err.message }))).stdout;
+    last = (await run('redis-cli', ['-p', String(port), ...auth(password), '--no-raw', ...command]).catch((err: Error) => ({ stdout: err.message }))).stdout;
     if (test(last)) return;
     await sleep(100);
   }
@@ -32,8 +34,8 @@ async function waitFor(port: number, command: string[], test: (reply: string) =>
  * CONFIG on one node): not of a deployment, so not through config/redis.ts, and failing rather
  * than waiting when that server is down.
  */
-export function adminClient(port: number): Redis {
-  const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, lazyConnect: false });
+export function adminClient(port: number, password?: string): Redis {
+  const client = new Redis({ port, host: '127.0.0.1', password, maxRetriesPerRequest: 1, lazyConnect: false });
   client.on('error', () => undefined);
   return client;
 }
@@ -83,8 +85,8 @@ interface DataServer {
 
 /**
  * A real Sentinel deployment under `dir`: a master, one replica and three sentinels (quorum 2) on
- * free ports, quick to fail over (down after 1 s). Servers can be killed and started again on
- * their ports to play failures.
+ * free ports, quick to fail over (down after 1 s); with `password`, the data servers require it
+ * (the sentinels do not). Servers can be killed and started again on their ports to play failures.
  */
 export class LocalRedisSentinel {
   private constructor(
@@ -92,25 +94,29 @@ export class LocalRedisSentinel {
     private readonly data: DataServer[],
     readonly sentinelPorts: number[],
     private readonly sentinels: RedisProcess[],
+    readonly password?: string,
   ) {}
 
-  static async start(dir: string): Promise<LocalRedisSentinel> {
+  static async start(dir: string, options: { password?: string } = {}): Promise<LocalRedisSentinel> {
+    const { password } = options;
     const [masterPort, replicaPort, ...sentinelPorts] = await freePorts(5);
     const data: DataServer[] = [masterPort!, replicaPort!].map((port, i) => {
       const serverDir = join(dir, `redis-${port}`);
       mkdirSync(serverDir, { recursive: true });
-      return { port, args: [...productionRedisArgs(port, serverDir), ...(i === 1 ? ['--replicaof', '127.0.0.1', String(masterPort)] : [])] };
+      // Every data server may become the master, or a replica of the other: each needs both settings.
+      const credentials = password ? ['--requirepass', password, '--masterauth', password] : [];
+      return { port, args: [...productionRedisArgs(port, serverDir), ...credentials, ...(i === 1 ? ['--replicaof', '127.0.0.1', String(masterPort)] : [])] };
     });
-    const deployment = new LocalRedisSentinel(dir, data, sentinelPorts, []);
+    const deployment = new LocalRedisSentinel(dir, data, sentinelPorts, [], password);
     try {
       for (const server of data) server.process = await spawnRedis(server.args);
-      await waitFor(replicaPort!, ['info', 'replication'], (r) => r.includes('master_link_status:up'), 15_000, 'replica in sync');
+      await waitFor(replicaPort!, ['info', 'replication'], (r) => r.includes('master_link_status:up'), 15_000, 'replica in sync', password);
       for (const port of sentinelPorts) {
         const conf = join(dir, `sentinel-${port}.conf`);
         // Sentinel rewrites its file as it learns the deployment, so each has its own.
         writeFileSync(
           conf,
-          [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${masterPort} 2`, `sentinel down-after-milliseconds ${SENTINEL_MASTER} 1000`, `sentinel failover-timeout ${SENTINEL_MASTER} 10000`, ''].join('\n'),
+          [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${masterPort} 2`, `sentinel down-after-milliseconds ${SENTINEL_MASTER} 1000`, `sentinel failover-timeout ${SENTINEL_MASTER} 10000`, ...(password ? [`sentinel auth-pass ${SENTINEL_MASTER} ${password}`] : []), ''].join('\n'),
         );
         deployment.sentinels.push(await spawnRedis([conf, '--sentinel'], { readyText: '+monitor master' }));
       }
@@ -128,7 +134,7 @@ export class LocalRedisSentinel {
 
   /** REDIS_URL for the engine. */
   get url(): string {
-    return `redis+sentinel://${this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${SENTINEL_MASTER}`;
+    return `redis+sentinel://${this.password ? `:${encodeURIComponent(this.password)}@` : ''}${this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${SENTINEL_MASTER}`;
   }
 
   /** The port the sentinels name as master now (asks the first one that answers). */
@@ -148,7 +154,7 @@ export class LocalRedisSentinel {
   async waitNewMaster(old: number, ms = 30_000): Promise<number> {
     for (const port of this.sentinelPorts) await waitFor(port, ['sentinel', 'get-master-addr-by-name', SENTINEL_MASTER], (r) => /\d/.test(r) && !r.includes(`"${old}"`), ms, `sentinel :${port} naming a new master`);
     const now = await this.masterPort();
-    await waitFor(now, ['role'], (r) => r.includes('"master"'), ms, `:${now} as master`);
+    await waitFor(now, ['role'], (r) => r.includes('"master"'), ms, `:${now} as master`, this.password);
     return now;
   }
 
