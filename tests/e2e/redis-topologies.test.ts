@@ -6,9 +6,9 @@ import { Cluster } from 'ioredis';
 import { operationDoneChannel } from '../../api/operation-waiter.js';
 import { doctor } from '../../cli/doctor.js';
 import { createRedis, redisServers, whenReady, type RedisClient } from '../../config/redis.js';
-import { partitionQueueName } from '../../jobs/names.js';
+import { partitionOf, partitionQueueName } from '../../jobs/names.js';
 import { runRelayOutbox } from '../../jobs/relay-outbox.js';
-import { createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
+import { createMember, createMerchant, issueCard, type CardJson } from '../helpers/fixtures.js';
 import { charge, expectLedgersMatch, expectSucceeded, getCard, issueQr, recharge, refund, sleep, type OperationJson } from '../helpers/money.js';
 import { adminClient, LocalRedisSentinel, startRedisCluster, type LocalRedisCluster } from '../helpers/redis-topologies.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
@@ -19,9 +19,8 @@ import { startReceiver } from '../helpers/webhook-receiver.js';
  * a QR, a payment and a partial refund each answered inline (Prefer: wait), and balance and
  * points equal to the sums of their ledgers.
  */
-async function moneyFlow(sys: TestSystem, merchantKey: string): Promise<{ payment: OperationJson }> {
-  const member = await createMember(sys);
-  const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: member.id });
+async function moneyFlow(sys: TestSystem, merchantKey: string, card?: CardJson): Promise<{ payment: OperationJson }> {
+  card ??= await newCard(sys);
   const recharged = expectSucceeded(await recharge(sys, card.id, { amount: '500.00' }), 'recharge');
   expect(recharged.result).to.include({ amount: '500.00', balance: '500.00' });
   const qr = await issueQr(sys, card.id);
@@ -35,6 +34,22 @@ async function moneyFlow(sys: TestSystem, merchantKey: string): Promise<{ paymen
   return { payment };
 }
 
+const newCard = async (sys: TestSystem) => issueCard(sys, { type: 'prepaid', ownerMemberId: (await createMember(sys)).id });
+
+/** Retries a write through the API's fail-fast client until it lands (after a failover); returns how long that took. */
+async function untilWritable(sys: TestSystem, boundMs = 10_000): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const ok = await sys.deps.redis.set(`${sys.config.QUEUE_PREFIX}:probe`, '1').then(
+      () => true,
+      () => false,
+    );
+    if (ok) return Date.now() - t0;
+    expect(Date.now() - t0, 'the API client writing again after the failover').to.be.below(boundMs);
+    await sleep(100);
+  }
+}
+
 describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
   this.timeout(60_000);
   let dir: string;
@@ -46,7 +61,7 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  describe('Redis Cluster, 3 masters (REDIS_CLUSTER_NODES)', () => {
+  describe('Redis Cluster, 3 masters with a replica each (REDIS_CLUSTER_NODES)', () => {
     let cluster: LocalRedisCluster;
     let sys: TestSystem;
     let merchantKey: string;
@@ -54,7 +69,7 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
     const quiet = () => undefined;
 
     before(async () => {
-      cluster = await startRedisCluster(join(dir, 'cluster'));
+      cluster = await startRedisCluster(join(dir, 'cluster'), { replicas: 1 });
       // Short webhook timeouts: the slot test leaves attempts hanging, and stopping waits for them.
       sys = await startSystem({ RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN: 3, WEBHOOK_TIMEOUT_MS: 5000 }, { redis: { REDIS_CLUSTER_NODES: cluster.nodes } });
       merchantKey = (await createMerchant(sys)).key;
@@ -144,6 +159,20 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
       }
     });
 
+    it('after CLUSTER FAILOVER of the master holding a card’s partition, the flow on that card runs again', async () => {
+      const card = await newCard(sys);
+      const queue = `${sys.config.QUEUE_PREFIX}:${partitionQueueName(partitionOf(card.id, sys.config.CARD_PARTITIONS))}:meta`;
+      const slot = await sys.deps.redis.cluster('KEYSLOT', queue);
+      const range = (await sys.deps.redis.cluster('SLOTS')).find(([first, last]) => first <= slot && slot <= last);
+      const owner = range?.[2]?.[1];
+      expect(owner, `the master of slot ${slot}`).to.be.a('number');
+      const { to } = await cluster.failover(owner!);
+      const ms = await untilWritable(sys);
+      console.log(`      [failover] master :${owner} → its replica :${to}; the API client wrote again ${ms} ms after every node agreed`);
+      await moneyFlow(sys, merchantKey, card);
+      expect(redisServers(sys.deps.redis).map((m) => m.options.port)).to.include(to);
+    });
+
     it('the fail-fast producer reaches every slot (writes to keys on all three masters)', async () => {
       const producer = createRedis(sys.config, 'producer', quiet);
       clients.push(producer);
@@ -192,17 +221,8 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
       const { from, to } = await sentinel.failover();
       expect(to).to.not.equal(from);
       // The API's client fails fast while it reconnects: it must be writing again within a few seconds.
-      const t0 = Date.now();
-      for (;;) {
-        const ok = await sys.deps.redis.set(`${sys.config.QUEUE_PREFIX}:probe`, '1').then(
-          () => true,
-          () => false,
-        );
-        if (ok) break;
-        expect(Date.now() - t0, 'API client writing again after the failover').to.be.below(10_000);
-        await sleep(100);
-      }
-      console.log(`      [failover] master :${from} → :${to}; the API client wrote again ${Date.now() - t0} ms after the sentinels agreed`);
+      const ms = await untilWritable(sys);
+      console.log(`      [failover] master :${from} → :${to}; the API client wrote again ${ms} ms after the sentinels agreed`);
       await moneyFlow(sys, merchantKey);
     });
   });

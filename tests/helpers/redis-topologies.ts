@@ -43,36 +43,67 @@ export function adminClient(port: number, password?: string): Redis {
 export interface LocalRedisCluster {
   /** REDIS_CLUSTER_NODES for the engine: every master's host:port. */
   nodes: string;
+  /** The masters' ports as created (a failover changes who is master, not this list). */
   ports: number[];
+  /**
+   * CLUSTER FAILOVER on a replica of the master on `masterPort` (coordinated: the master stops
+   * taking writes until the replica caught up, so nothing is lost); resolves once every node
+   * sees the replica as master and the cluster is ok. Needs `replicas` ≥ 1.
+   */
+  failover(masterPort: number): Promise<{ from: number; to: number }>;
   stop(): Promise<void>;
 }
 
+/** `redis-cli ROLE` in raw form: ["master", …] or ["slave", host, masterPort, state, …]. */
+async function role(port: number): Promise<string[]> {
+  return (await run('redis-cli', ['-p', String(port), 'role'])).stdout.trim().split('\n');
+}
+
 /**
- * A real Redis Cluster of `masters` masters and no replicas on free ports under `dir`, with the
- * production settings (AOF, noeviction), its 16384 slots split by `redis-cli --cluster create`.
+ * A real Redis Cluster of `masters` masters with `replicas` replicas each on free ports under
+ * `dir`, with the production settings (AOF, noeviction), its 16384 slots split by
+ * `redis-cli --cluster create`.
  */
-export async function startRedisCluster(dir: string, masters = 3): Promise<LocalRedisCluster> {
-  const ports = await freePorts(masters * 2);
+export async function startRedisCluster(dir: string, options: { masters?: number; replicas?: number } = {}): Promise<LocalRedisCluster> {
+  const { masters = 3, replicas = 0 } = options;
+  const count = masters * (1 + replicas);
+  const ports = await freePorts(count * 2);
+  const nodePorts = ports.slice(0, count);
   const servers: RedisProcess[] = [];
   const stop = async () => {
     await Promise.all(servers.map((s) => s.stop()));
   };
+  const clusterOk = async () => {
+    for (const port of nodePorts) await waitFor(port, ['cluster', 'info'], (r) => r.includes('cluster_state:ok'), 15_000, 'cluster_state:ok');
+  };
   try {
-    const nodePorts = ports.slice(0, masters);
     for (const [i, port] of nodePorts.entries()) {
       const nodeDir = join(dir, `node-${port}`);
       mkdirSync(nodeDir, { recursive: true });
       // The bus port is given explicitly: the default port + 10000 may be taken or past 65535.
-      const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-port', String(ports[masters + i]), '--cluster-node-timeout', '3000'];
+      const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-port', String(ports[count + i]), '--cluster-node-timeout', '3000'];
       servers.push(await spawnRedis([...productionRedisArgs(port, nodeDir), ...clusterArgs]));
     }
-    await run('redis-cli', ['--cluster', 'create', ...nodePorts.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
-    for (const port of nodePorts) await waitFor(port, ['cluster', 'info'], (r) => r.includes('cluster_state:ok'), 15_000, 'cluster_state:ok');
-    return { nodes: nodePorts.map((p) => `127.0.0.1:${p}`).join(','), ports: nodePorts, stop };
+    // The first `masters` nodes get the slots, the others replicate them.
+    await run('redis-cli', ['--cluster', 'create', ...nodePorts.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
+    await clusterOk();
+    for (const port of nodePorts.slice(masters)) await waitFor(port, ['info', 'replication'], (r) => r.includes('master_link_status:up'), 15_000, 'replica in sync');
   } catch (err) {
     await stop();
     throw err;
   }
+  const failover = async (masterPort: number) => {
+    const replicaRoles = await Promise.all(nodePorts.map(async (p) => ({ port: p, role: await role(p) })));
+    const replica = replicaRoles.find((r) => r.role[0] === 'slave' && Number(r.role[2]) === masterPort)?.port;
+    if (!replica) throw new Error(`no replica of :${masterPort}`);
+    await run('redis-cli', ['-p', String(replica), 'cluster', 'failover']);
+    await waitFor(replica, ['role'], (r) => r.includes('"master"'), 15_000, `:${replica} as master`);
+    // Every node must have learnt the new owner of the slots before clients are sent on.
+    for (const port of nodePorts) await waitFor(port, ['cluster', 'nodes'], (r) => new RegExp(`:${replica}@\\d+\\S* (myself,)?master`).test(r), 15_000, `:${port} seeing :${replica} as master`);
+    await clusterOk();
+    return { from: masterPort, to: replica };
+  };
+  return { nodes: nodePorts.slice(0, masters).map((p) => `127.0.0.1:${p}`).join(','), ports: nodePorts.slice(0, masters), failover, stop };
 }
 
 export const SENTINEL_MASTER = 'mps';
