@@ -10,7 +10,7 @@ import { partitionOf, partitionQueueName } from '../../jobs/names.js';
 import { runRelayOutbox } from '../../jobs/relay-outbox.js';
 import { createMember, createMerchant, issueCard, type CardJson } from '../helpers/fixtures.js';
 import { charge, expectLedgersMatch, expectSucceeded, getCard, issueQr, recharge, refund, sleep, type OperationJson } from '../helpers/money.js';
-import { adminClient, LocalRedisSentinel, startRedisCluster, type LocalRedisCluster } from '../helpers/redis-topologies.js';
+import { adminClient, LocalRedisCluster, LocalRedisSentinel } from '../helpers/redis-topologies.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 import { startReceiver } from '../helpers/webhook-receiver.js';
 
@@ -69,7 +69,7 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
     const quiet = () => undefined;
 
     before(async () => {
-      cluster = await startRedisCluster(join(dir, 'cluster'), { replicas: 1 });
+      cluster = await LocalRedisCluster.start(join(dir, 'cluster'), { replicas: 1 });
       // Short webhook timeouts: the slot test leaves attempts hanging, and stopping waits for them.
       sys = await startSystem({ RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN: 3, WEBHOOK_TIMEOUT_MS: 5000 }, { redis: { REDIS_CLUSTER_NODES: cluster.nodes } });
       merchantKey = (await createMerchant(sys)).key;

@@ -40,73 +40,10 @@ export function adminClient(port: number, password?: string): Redis {
   return client;
 }
 
-export interface LocalRedisCluster {
-  /** REDIS_CLUSTER_NODES for the engine: every master's host:port. */
-  nodes: string;
-  /** The masters' ports as created (a failover changes who is master, not this list). */
-  ports: number[];
-  /**
-   * CLUSTER FAILOVER on a replica of the master on `masterPort` (coordinated: the master stops
-   * taking writes until the replica caught up, so nothing is lost); resolves once every node
-   * sees the replica as master and the cluster is ok. Needs `replicas` ≥ 1.
-   */
-  failover(masterPort: number): Promise<{ from: number; to: number }>;
-  stop(): Promise<void>;
-}
-
 /** `redis-cli ROLE` in raw form: ["master", …] or ["slave", host, masterPort, state, …]. */
 async function role(port: number): Promise<string[]> {
   return (await run('redis-cli', ['-p', String(port), 'role'])).stdout.trim().split('\n');
 }
-
-/**
- * A real Redis Cluster of `masters` masters with `replicas` replicas each on free ports under
- * `dir`, with the production settings (AOF, noeviction), its 16384 slots split by
- * `redis-cli --cluster create`.
- */
-export async function startRedisCluster(dir: string, options: { masters?: number; replicas?: number } = {}): Promise<LocalRedisCluster> {
-  const { masters = 3, replicas = 0 } = options;
-  const count = masters * (1 + replicas);
-  const ports = await freePorts(count * 2);
-  const nodePorts = ports.slice(0, count);
-  const servers: RedisProcess[] = [];
-  const stop = async () => {
-    await Promise.all(servers.map((s) => s.stop()));
-  };
-  const clusterOk = async () => {
-    for (const port of nodePorts) await waitFor(port, ['cluster', 'info'], (r) => r.includes('cluster_state:ok'), 15_000, 'cluster_state:ok');
-  };
-  try {
-    for (const [i, port] of nodePorts.entries()) {
-      const nodeDir = join(dir, `node-${port}`);
-      mkdirSync(nodeDir, { recursive: true });
-      // The bus port is given explicitly: the default port + 10000 may be taken or past 65535.
-      const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-port', String(ports[count + i]), '--cluster-node-timeout', '3000'];
-      servers.push(await spawnRedis([...productionRedisArgs(port, nodeDir), ...clusterArgs]));
-    }
-    // The first `masters` nodes get the slots, the others replicate them.
-    await run('redis-cli', ['--cluster', 'create', ...nodePorts.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
-    await clusterOk();
-    for (const port of nodePorts.slice(masters)) await waitFor(port, ['info', 'replication'], (r) => r.includes('master_link_status:up'), 15_000, 'replica in sync');
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  const failover = async (masterPort: number) => {
-    const replicaRoles = await Promise.all(nodePorts.map(async (p) => ({ port: p, role: await role(p) })));
-    const replica = replicaRoles.find((r) => r.role[0] === 'slave' && Number(r.role[2]) === masterPort)?.port;
-    if (!replica) throw new Error(`no replica of :${masterPort}`);
-    await run('redis-cli', ['-p', String(replica), 'cluster', 'failover']);
-    await waitFor(replica, ['role'], (r) => r.includes('"master"'), 15_000, `:${replica} as master`);
-    // Every node must have learnt the new owner of the slots before clients are sent on.
-    for (const port of nodePorts) await waitFor(port, ['cluster', 'nodes'], (r) => new RegExp(`:${replica}@\\d+\\S* (myself,)?master`).test(r), 15_000, `:${port} seeing :${replica} as master`);
-    await clusterOk();
-    return { from: masterPort, to: replica };
-  };
-  return { nodes: nodePorts.slice(0, masters).map((p) => `127.0.0.1:${p}`).join(','), ports: nodePorts.slice(0, masters), failover, stop };
-}
-
-export const SENTINEL_MASTER = 'mps';
 
 interface DataServer {
   port: number;
@@ -114,19 +51,133 @@ interface DataServer {
   process?: RedisProcess;
 }
 
+/** Data servers that can be killed and started again on their ports and data, to play failures. */
+class RedisServers {
+  constructor(protected readonly data: DataServer[]) {}
+
+  /** kill -9 of the server on `port`. */
+  async kill(port: number): Promise<void> {
+    const server = this.server(port);
+    await server.process?.stop('SIGKILL');
+    server.process = undefined;
+  }
+
+  /** Starts a killed server again on its port and data. */
+  async restart(port: number): Promise<void> {
+    const server = this.server(port);
+    server.process ??= await spawnRedis(server.args);
+  }
+
+  protected live(): number[] {
+    return this.data.filter((s) => s.process).map((s) => s.port);
+  }
+
+  private server(port: number): DataServer {
+    const server = this.data.find((s) => s.port === port);
+    if (!server) throw new Error(`no data server on :${port}`);
+    return server;
+  }
+
+  protected processes(): RedisProcess[] {
+    return this.data.flatMap((s) => (s.process ? [s.process] : []));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.processes().map((p) => p.stop()));
+  }
+
+  /** Synchronous last resort (process exit): a failing run must not leave servers behind. */
+  killNow(): void {
+    for (const p of this.processes()) p.process.kill('SIGKILL');
+  }
+}
+
+/**
+ * A real Redis Cluster of `masters` masters with `replicas` replicas each on free ports under
+ * `dir`, with the production settings (AOF, noeviction), its 16384 slots split by
+ * `redis-cli --cluster create`; a node notices a dead peer after 3 s (cluster-node-timeout).
+ */
+export class LocalRedisCluster extends RedisServers {
+  private constructor(
+    data: DataServer[],
+    /** The masters' ports as created (a failover changes who is master, not this list). */
+    readonly ports: number[],
+  ) {
+    super(data);
+  }
+
+  static async start(dir: string, options: { masters?: number; replicas?: number } = {}): Promise<LocalRedisCluster> {
+    const { masters = 3, replicas = 0 } = options;
+    const count = masters * (1 + replicas);
+    const ports = await freePorts(count * 2);
+    const data: DataServer[] = ports.slice(0, count).map((port, i) => {
+      const nodeDir = join(dir, `node-${port}`);
+      mkdirSync(nodeDir, { recursive: true });
+      // The bus port is given explicitly: the default port + 10000 may be taken or past 65535.
+      const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-port', String(ports[count + i]), '--cluster-node-timeout', '3000'];
+      return { port, args: [...productionRedisArgs(port, nodeDir), ...clusterArgs] };
+    });
+    const cluster = new LocalRedisCluster(data, data.slice(0, masters).map((d) => d.port));
+    try {
+      for (const server of data) server.process = await spawnRedis(server.args);
+      // The first `masters` nodes get the slots, the others replicate them.
+      await run('redis-cli', ['--cluster', 'create', ...data.map((d) => `127.0.0.1:${d.port}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
+      await cluster.ok();
+      for (const { port } of data.slice(masters)) await waitFor(port, ['info', 'replication'], (r) => r.includes('master_link_status:up'), 15_000, 'replica in sync');
+      return cluster;
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+  }
+
+  /** REDIS_CLUSTER_NODES for the engine: the first masters' host:port. */
+  get nodes(): string {
+    return this.ports.map((p) => `127.0.0.1:${p}`).join(',');
+  }
+
+  /**
+   * Promotes a replica of the master on `masterPort`: by CLUSTER FAILOVER on the replica
+   * (coordinated: the master stops taking writes until the replica caught up), or with `crash`
+   * by kill -9 of the master (the replica takes over once the others deem it failed). Resolves
+   * once every live node sees the replica as master and the cluster is ok.
+   */
+  async failover(masterPort: number, options: { crash?: boolean } = {}): Promise<{ from: number; to: number }> {
+    const roles = await Promise.all(this.live().map(async (port) => ({ port, role: await role(port) })));
+    const replica = roles.find((r) => r.role[0] === 'slave' && Number(r.role[2]) === masterPort)?.port;
+    if (!replica) throw new Error(`no replica of :${masterPort}`);
+    if (options.crash) await this.kill(masterPort);
+    else await run('redis-cli', ['-p', String(replica), 'cluster', 'failover']);
+    await waitFor(replica, ['role'], (r) => r.includes('"master"'), 30_000, `:${replica} as master`);
+    // Every node must have learnt the new owner of the slots before clients are sent on.
+    const master = new RegExp(`:${replica}@\\d+\\S* (myself,)?master`);
+    for (const port of this.live()) await waitFor(port, ['cluster', 'nodes'], (r) => master.test(r), 30_000, `:${port} seeing :${replica} as master`);
+    await this.ok();
+    return { from: masterPort, to: replica };
+  }
+
+  private async ok(): Promise<void> {
+    for (const port of this.live()) await waitFor(port, ['cluster', 'info'], (r) => r.includes('cluster_state:ok'), 30_000, 'cluster_state:ok');
+  }
+}
+
+export const SENTINEL_MASTER = 'mps';
+
 /**
  * A real Sentinel deployment under `dir`: a master, one replica and three sentinels (quorum 2) on
  * free ports, quick to fail over (down after 1 s); with `password`, the data servers require it
  * (the sentinels do not). Servers can be killed and started again on their ports to play failures.
  */
-export class LocalRedisSentinel {
+export class LocalRedisSentinel extends RedisServers {
   private constructor(
     readonly dir: string,
-    private readonly data: DataServer[],
+    data: DataServer[],
     readonly sentinelPorts: number[],
     private readonly sentinels: RedisProcess[],
     readonly password?: string,
-  ) {}
+  ) {
+    super(data);
+  }
 
   static async start(dir: string, options: { password?: string } = {}): Promise<LocalRedisSentinel> {
     const { password } = options;
@@ -196,35 +247,7 @@ export class LocalRedisSentinel {
     return { from, to: await this.waitNewMaster(from) };
   }
 
-  /** kill -9 of the data server on `port` (the master, say): the sentinels notice after 1 s and fail over. */
-  async kill(port: number): Promise<void> {
-    const server = this.server(port);
-    await server.process?.stop('SIGKILL');
-    server.process = undefined;
-  }
-
-  /** Starts a killed data server again on its port and data; the sentinels make it a replica of the current master. */
-  async restart(port: number): Promise<void> {
-    const server = this.server(port);
-    server.process ??= await spawnRedis(server.args);
-  }
-
-  private server(port: number): DataServer {
-    const server = this.data.find((s) => s.port === port);
-    if (!server) throw new Error(`no data server on :${port}`);
-    return server;
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.processes().map((p) => p.stop()));
-  }
-
-  /** Synchronous last resort (process exit): a failing run must not leave servers behind. */
-  killNow(): void {
-    for (const p of this.processes()) p.process.kill('SIGKILL');
-  }
-
-  private processes(): RedisProcess[] {
-    return [...this.sentinels, ...this.data.flatMap((s) => (s.process ? [s.process] : []))];
+  protected override processes(): RedisProcess[] {
+    return [...this.sentinels, ...super.processes()];
   }
 }
