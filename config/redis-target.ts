@@ -22,8 +22,8 @@ export type RedisTarget =
   | ({ kind: 'sentinel'; sentinels: HostPort[]; masterName: string; db: number; sentinelPassword?: string } & Credentials)
   | ({ kind: 'cluster'; nodes: HostPort[]; tls: boolean } & Credentials);
 
-export const REDIS_URL_FORMS = 'redis://host:port[/db], rediss://host:port[/db] or redis+sentinel://host:port,host:port/master-name[/db]';
-export const CLUSTER_NODES_FORM = 'host:port,host:port,… (optionally redis://[user:]password@ or rediss:// before the first node)';
+const REDIS_URL_FORMS = 'redis://host:port[/db], rediss://host:port[/db] or redis+sentinel://host:port,host:port/master-name[/db]';
+const CLUSTER_NODES_FORM = 'host:port,host:port,… (optionally redis://[user:]password@ or rediss:// before the first node)';
 
 export class RedisTargetError extends Error {}
 
@@ -48,7 +48,7 @@ export function parseRedisUrl(url: string): RedisTarget {
   if (!url.startsWith('redis+sentinel://')) throw new RedisTargetError(`must be ${REDIS_URL_FORMS}`);
   const m = LIST_URL.exec(url);
   const [masterName, db = '0', ...rest] = (m?.[5] ?? '').split('/');
-  if (!m || !masterName || rest.length || !/^\d{1,2}$/.test(db)) throw new RedisTargetError(`must be redis+sentinel://host:port,host:port/master-name[/db] (got no master name or a bad db)`);
+  if (!m || !masterName || rest.length || !/^\d{1,2}$/.test(db)) throw new RedisTargetError('must be redis+sentinel://host:port,host:port/master-name[/db]: a master name, then at most a db number');
   const sentinelPassword = new URLSearchParams(m[6] ?? '').get('sentinelPassword') ?? undefined;
   return { kind: 'sentinel', sentinels: parseHosts(m[4]!, SENTINEL_PORT), masterName: decode(masterName), db: Number(db), sentinelPassword, ...credentials(m[2], m[3]) };
 }

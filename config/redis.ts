@@ -45,7 +45,7 @@ export function redisConfigured(settings: Pick<Config, 'REDIS_URL' | 'REDIS_CLUS
  * The one place Redis clients are made: every queue, worker, subscriber, limiter and tool gets
  * its client here, so each talks to the same deployment with the options of its role.
  */
-export function createRedis(settings: RedisSettings, role: RedisRole, onError: (err: Error) => void, extra: Pick<RedisOptions, 'lazyConnect' | 'connectionName'> = {}): RedisClient {
+export function createRedis(settings: RedisSettings, role: RedisRole, onError: (err: Error) => void, extra: Pick<RedisOptions, 'lazyConnect'> = {}): RedisClient {
   const target = parseRedisTarget(settings);
   if (!target) throw new Error('REDIS_URL or REDIS_CLUSTER_NODES must be set');
   const options: RedisOptions = { ...(role === 'producer' ? producerOptions(settings.REDIS_COMMAND_TIMEOUT_MS) : workerOptions()), reconnectOnError: reconnectOnReadonly(role), ...extra };
