@@ -70,8 +70,7 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
 
     before(async () => {
       cluster = await LocalRedisCluster.start(join(dir, 'cluster'), { replicas: 1 });
-      // Short webhook timeouts: the slot test leaves attempts hanging, and stopping waits for them.
-      sys = await startSystem({ RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN: 3, WEBHOOK_TIMEOUT_MS: 5000 }, { redis: { REDIS_CLUSTER_NODES: cluster.nodes } });
+      sys = await startSystem({ RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN: 3 }, { redis: { REDIS_CLUSTER_NODES: cluster.nodes } });
       merchantKey = (await createMerchant(sys)).key;
     });
     after(async () => {
@@ -134,7 +133,8 @@ describe('e2e: the money flow on a Redis Cluster and on Sentinel', function () {
         await runRelayOutbox(sys.deps); // as the scheduler does every second: events → deliveries → jobs
         const slots = sys.config.WEBHOOK_PER_ENDPOINT_CONCURRENCY;
         await hanging.waitForRequests(slots, { timeoutMs: 10_000 });
-        // The other deliveries are deferred while the slots are taken (retried every 1–2 s).
+        // The other deliveries are deferred while the slots are taken (retried every 1–2 s); the
+        // hanging attempts hold theirs until WEBHOOK_TIMEOUT_MS (10 s), or until the receiver closes.
         await sleep(2500);
         expect(hanging.requests, 'attempts in flight at the hanging endpoint').to.have.length(slots);
         expect(await sys.deps.redis.get(`${sys.config.QUEUE_PREFIX}:wh-inflight:${endpoint.body.id}`)).to.equal(String(slots));
