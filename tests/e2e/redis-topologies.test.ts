@@ -14,6 +14,8 @@ import { adminClient, LocalRedisCluster, LocalRedisSentinel } from '../helpers/r
 import { startSystem, type TestSystem } from '../helpers/system.js';
 import { startReceiver } from '../helpers/webhook-receiver.js';
 
+const newCard = async (sys: TestSystem) => issueCard(sys, { type: 'prepaid', ownerMemberId: (await createMember(sys)).id });
+
 /**
  * The money path end to end on one system: a member and a prepaid card, a recharge by the admin,
  * a QR, a payment and a partial refund each answered inline (Prefer: wait), and balance and
@@ -27,14 +29,12 @@ async function moneyFlow(sys: TestSystem, merchantKey: string, card?: CardJson):
   const payment = expectSucceeded(await charge(sys, merchantKey, { qr, amount: '120.00' }), 'payment');
   expect(payment.result).to.include({ final_amount: '120.00', points_earned: 120 });
   const refunded = expectSucceeded(await refund(sys, merchantKey, { original_tx_no: payment.result!.tx_no, amount: '20.00' }), 'refund');
-  expect(refunded.result!.refund_tx_no).to.match(/^REF\d{21}$/);
+  expect(refunded.result!.refund_tx_no).to.match(/^REF\d+$/); // the exact format is the refunds tests' business
   // 500 − 120 + 20; points 120 earned, 120 × 20/120 = 20 clawed back.
   await expectLedgersMatch(sys, card.id, { balance: 40_000, points: 100 });
   expect(await getCard(sys, card.id)).to.include({ balance: '400.00', points: 100 });
   return { payment };
 }
-
-const newCard = async (sys: TestSystem) => issueCard(sys, { type: 'prepaid', ownerMemberId: (await createMember(sys)).id });
 
 /** Retries a write through the API's fail-fast client until it lands (after a failover); returns how long that took. */
 async function untilWritable(sys: TestSystem, boundMs = 10_000): Promise<number> {
