@@ -40,6 +40,13 @@ const cron = (fallback: string) =>
     .default(fallback)
     .refine((v) => validCron(v), 'must be a cron expression (5 or 6 fields)');
 
+/** A boolean whose absence means "derive it from other settings" (see the reader). */
+const optionalBool = () =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .optional()
+    .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1'));
+
 const optionalUrl = (protocols: string[]) =>
   z
     .string()
@@ -74,6 +81,12 @@ const schema = z.object({
   // One node or Sentinel; a Cluster is REDIS_CLUSTER_NODES instead (config/redis-target.ts has the forms).
   REDIS_URL: redisSetting(parseRedisUrl),
   REDIS_CLUSTER_NODES: redisSetting(parseClusterNodes),
+  // Lists, reports, exports and settlement reads go here when set (a streaming replica); never the money path.
+  DATABASE_READ_URL: optionalUrl(['postgres://', 'postgresql://']),
+  // pgbouncer: transaction pooling in front of Postgres (no startup parameters; timeout from the role).
+  DATABASE_POOLER: z.enum(['none', 'pgbouncer']).default('none'),
+  // Unset: on without a pooler, off with DATABASE_POOLER=pgbouncer (< 1.21 or no max_prepared_statements).
+  DB_PREPARED_STATEMENTS: optionalBool(),
   DB_POOL_MAX: int(20, 1, 500),
   DB_QUERY_TIMEOUT_MS: int(10_000, 100, 600_000),
   REDIS_COMMAND_TIMEOUT_MS: int(2000, 50, 60_000),

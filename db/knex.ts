@@ -72,13 +72,26 @@ export function newestFirst<Q extends Knex.QueryBuilder>(db: Db, query: Q, table
   return query;
 }
 
+export interface KnexOptions {
+  /** Bounds every query; 0 (the default) means no limit (migrations, bulk loads). */
+  queryTimeoutMs?: number;
+  /**
+   * Behind PgBouncer in transaction mode: no startup parameter but application_name (PgBouncer
+   * 1.18 refuses the rest), so the server-side timeout must come from the role
+   * (`ALTER ROLE … SET statement_timeout`), which every server connection PgBouncer opens applies.
+   */
+  pgbouncer?: boolean;
+  /** False drops the names of `prepared()` queries: PgBouncer < 1.21 hands a name to the wrong server connection. */
+  preparedStatements?: boolean;
+}
+
 /**
  * `queryTimeoutMs` bounds every query on both sides (statement_timeout in Postgres, query_timeout
  * in the client) and TCP keepalive is on, so a silent, half-open connection fails a request or a
- * job instead of holding it, and its card partition, forever. 0 means no limit (migrations, bulk
- * loads).
+ * job instead of holding it, and its card partition, forever.
  */
-export function createKnex(databaseUrl: string, poolMax: number, onError: (err: Error) => void, queryTimeoutMs = 0): Knex {
+export function createKnex(databaseUrl: string, poolMax: number, onError: (err: Error) => void, options: KnexOptions = {}): Knex {
+  const { queryTimeoutMs = 0, pgbouncer = false, preparedStatements = true } = options;
   const knex = knexFactory({
     client: 'pg',
     connection: {
@@ -86,7 +99,8 @@ export function createKnex(databaseUrl: string, poolMax: number, onError: (err: 
       application_name: 'mps',
       keepAlive: true,
       connectionTimeoutMillis: 5000,
-      ...(queryTimeoutMs ? { statement_timeout: queryTimeoutMs, query_timeout: queryTimeoutMs + 1000 } : {}),
+      ...(queryTimeoutMs ? { query_timeout: queryTimeoutMs + 1000 } : {}),
+      ...(queryTimeoutMs && !pgbouncer ? { statement_timeout: queryTimeoutMs } : {}),
     },
     acquireConnectionTimeout: 10_000,
     pool: {
@@ -95,7 +109,7 @@ export function createKnex(databaseUrl: string, poolMax: number, onError: (err: 
       // Every pooled client gets an error listener: an idle client whose server went away must not crash the process.
       afterCreate: (conn: pg.Client, done: (err: Error | null, conn: pg.Client) => void) => {
         conn.on('error', onError);
-        endOnReadTimeout(conn);
+        wrapQuery(conn, preparedStatements);
         done(null, conn);
       },
     },
@@ -107,11 +121,18 @@ export function createKnex(databaseUrl: string, poolMax: number, onError: (err: 
 /**
  * After a client-side query timeout node-postgres keeps the connection busy with the lost query,
  * and knex would hand it out again. Ending it makes knex drop it from the pool (a silent,
- * half-open connection then costs one query, not every query after it).
+ * half-open connection then costs one query, not every query after it). Without prepared
+ * statements the query's name is dropped here, the one place every query passes, so the queries
+ * keep their `prepared()` marks for the deployments that have them.
  */
-function endOnReadTimeout(conn: pg.Client): void {
+function wrapQuery(conn: pg.Client, preparedStatements: boolean): void {
   const query = conn.query.bind(conn) as (...args: unknown[]) => unknown;
   (conn as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const [config] = args;
+    if (!preparedStatements && config && typeof config === 'object' && 'name' in config) {
+      const { name: _unnamed, ...unnamed } = config as { name?: string };
+      args[0] = unnamed;
+    }
     const last = args.length - 1;
     const callback = args[last];
     if (typeof callback === 'function') {
