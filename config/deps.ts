@@ -39,6 +39,7 @@ export async function createDeps(config: Config, options: DepsOptions = {}): Pro
     logger.warn({ err: (err as Error).message }, 'redis not reachable at startup');
   }
   const queues = createQueues(config, redis, logger);
+  metrics.trackRedisMemory(() => redis.info('memory'));
   metrics.trackQueues(() => Promise.all(queues.all().map(async (q) => ({ queue: q.name, counts: await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized') }))));
   return { config, logger, metrics, db, dbRead, redis, queues };
 }

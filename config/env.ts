@@ -76,6 +76,9 @@ const schema = z.object({
   // A request (headers and body) must arrive within this time: a slowly sent body does not hold a socket open.
   HTTP_REQUEST_TIMEOUT_MS: int(30_000, 500, 600_000),
   WORKER_METRICS_PORT: int(9464, 0, 65535),
+  SCHEDULER_METRICS_PORT: int(9465, 0, 65535),
+  // How often workers sample the oldest open operation's age and Postgres reachability for /metrics.
+  PROBE_INTERVAL_MS: int(15_000, 100, 600_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: optionalUrl(['postgres://', 'postgresql://']),
   // One node or Sentinel; a Cluster is REDIS_CLUSTER_NODES instead (config/redis-target.ts has the forms).

@@ -1,4 +1,13 @@
 import client from 'prom-client';
+import { RISK_RULES } from '../domain/risk-rules.js';
+
+/** Every label set an alert counts with increase() or rate(): a series born at 1 would hide the first event after a restart. */
+export const COUNTED_FROM_ZERO = {
+  webhookOutcomes: ['delivered', 'retry', 'failed', 'gone'],
+  riskRules: [...Object.keys(RISK_RULES), 'operation_internal_error'],
+  jobQueues: ['card-ops', 'maintenance', 'webhooks'],
+  jobOutcomes: ['completed', 'retry', 'failed'],
+} as const;
 
 /** One registry per process (or per test system), so tests never see each other's counts. */
 export function createMetrics() {
@@ -66,6 +75,53 @@ export function createMetrics() {
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
+  for (const outcome of COUNTED_FROM_ZERO.webhookOutcomes) webhookDeliveries.inc({ outcome }, 0);
+  for (const rule of COUNTED_FROM_ZERO.riskRules) riskAlerts.inc({ rule }, 0);
+  for (const queue of COUNTED_FROM_ZERO.jobQueues) for (const outcome of COUNTED_FROM_ZERO.jobOutcomes) jobs.inc({ queue, outcome }, 0);
+  // Registered by the process that samples them (workers/probes.ts): a web process exporting a
+  // default 0 would claim Postgres is down.
+  let probeGauges: { oldestOpenOperationAge: client.Gauge; postgresUp: client.Gauge } | undefined;
+  const probes = () =>
+    (probeGauges ??= {
+      oldestOpenOperationAge: new client.Gauge({
+        name: 'mps_operation_oldest_open_age_seconds',
+        help: 'Age of the oldest queued or processing operation (0 when none), by Postgres clock, sampled on a timer by workers',
+        registers: [registry],
+      }),
+      postgresUp: new client.Gauge({
+        name: 'mps_postgres_up',
+        help: '1 when the last probe query reached Postgres, else 0',
+        registers: [registry],
+      }),
+    });
+  const schedulerLastTick = new client.Gauge({
+    name: 'mps_scheduler_last_tick_timestamp_seconds',
+    help: 'When the scheduler last enqueued each tick (unix seconds)',
+    labelNames: ['tick'] as const,
+    registers: [registry],
+  });
+  let redisMemory: (() => Promise<string>) | undefined;
+  const readRedisMemory = async () => (redisMemory ? parseRedisMemory(await redisMemory().catch(() => '')) : undefined);
+  new client.Gauge({
+    name: 'mps_redis_memory_used_bytes',
+    help: 'Redis used_memory, read at scrape',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const memory = await readRedisMemory();
+      if (memory) this.set(memory.used);
+    },
+  });
+  new client.Gauge({
+    name: 'mps_redis_maxmemory_bytes',
+    help: 'Redis maxmemory (0 = no limit), read at scrape',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const memory = await readRedisMemory();
+      if (memory) this.set(memory.max);
+    },
+  });
   // Queue depth is read from Redis when Prometheus scrapes, not kept up to date on every job.
   let queueCounts: (() => Promise<{ queue: string; counts: Record<string, number> }[]>) | undefined;
   new client.Gauge({
@@ -86,7 +142,35 @@ export function createMetrics() {
   const trackQueues = (source: typeof queueCounts) => {
     queueCounts = source;
   };
-  return { jobWait, trackQueues, webhookDeliveries, registry, httpRequests, httpDuration, operations, operationLatency, jobs, qrEvents, reconciled, riskAlerts };
+  /** `source` answers Redis `INFO memory`. */
+  const trackRedisMemory = (source: typeof redisMemory) => {
+    redisMemory = source;
+  };
+  return {
+    jobWait,
+    trackQueues,
+    trackRedisMemory,
+    webhookDeliveries,
+    registry,
+    httpRequests,
+    httpDuration,
+    operations,
+    operationLatency,
+    jobs,
+    qrEvents,
+    reconciled,
+    riskAlerts,
+    probes,
+    schedulerLastTick,
+  };
+}
+
+/** used_memory and maxmemory from Redis `INFO memory`, or undefined when the answer has neither. */
+export function parseRedisMemory(info: string): { used: number; max: number } | undefined {
+  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? NaN);
+  const used = field('used_memory');
+  const max = field('maxmemory');
+  return Number.isFinite(used) && Number.isFinite(max) ? { used, max } : undefined;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

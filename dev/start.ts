@@ -9,6 +9,7 @@ import { seedDemo, type DemoData } from '../db/seeds/demo.js';
 import { startApi } from '../api/server.js';
 import { startWorkers } from '../workers/main.js';
 import { startScheduler } from '../workers/scheduler.js';
+import { startProbes } from '../workers/probes.js';
 import { MissingRedisError, startLocalStack, type LocalStack } from './stack.js';
 import { demoInstructions, stackBanner } from './instructions.js';
 import { DATA_DIR, STACK_FILE, type RunningStack } from './stack-file.js';
@@ -52,6 +53,7 @@ async function main() {
   const demo = withDemo ? (existsSync(DEMO_FILE) ? (JSON.parse(readFileSync(DEMO_FILE, 'utf8')) as DemoData) : await createDemo(deps)) : undefined;
   const workers = await startWorkers(deps);
   const scheduler = startScheduler(deps);
+  const probes = startProbes(deps);
   const api = await startApi(deps);
   if (stack) writeStackFile({ pid: process.pid, apiUrl: api.url, databaseUrl: config.DATABASE_URL!, redisUrl: config.REDIS_URL! });
 
@@ -65,7 +67,7 @@ async function main() {
     stopping = true;
     console.log('\nStopping …');
     // Each step runs even if one before it failed: the embedded servers must not outlive us.
-    const steps = [() => api.stop(), () => scheduler.stop(), () => workers.close(), () => closeDeps(deps), async () => stack?.stop()];
+    const steps = [() => api.stop(), () => scheduler.stop(), async () => probes.stop(), () => workers.close(), () => closeDeps(deps), async () => stack?.stop()];
     for (const step of steps) {
       await step().catch((err: unknown) => console.error('while stopping:', (err as Error).message));
     }

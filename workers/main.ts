@@ -1,13 +1,12 @@
-import type { Server } from 'node:http';
 import { Worker } from 'bullmq';
-import express from 'express';
-import { healthRoutes } from '../api/routes/health.js';
 import type { Deps } from '../config/deps.js';
 import { createRedis } from '../config/redis.js';
 import { assertHandlersComplete, deliverWebhook, maintenanceHandlers, operationHandlers } from '../jobs/index.js';
 import { MAINTENANCE_QUEUE, WEBHOOK_QUEUE, partitionQueueName, type WebhookPayload, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType } from '../jobs/names.js';
 import { runJob } from './run-job.js';
 import { runEntryPoint } from './entry.js';
+import { startOpsServer } from './ops-server.js';
+import { startProbes } from './probes.js';
 
 export interface RunningWorkers {
   workers: Worker[];
@@ -66,27 +65,13 @@ export async function startWorkers(deps: Deps): Promise<RunningWorkers> {
   };
 }
 
-/**
- * The worker process serves its own /metrics (and /health, /ready) on WORKER_METRICS_PORT: the
- * operation, job, webhook and risk counters are counted here, where the work is done.
- */
-async function startMetricsServer(deps: Deps): Promise<Server | undefined> {
-  if (!deps.config.WORKER_METRICS_PORT) return undefined;
-  const app = express().disable('x-powered-by').use(healthRoutes(deps));
-  return new Promise((resolve) => {
-    const server = app.listen(deps.config.WORKER_METRICS_PORT, () => resolve(server));
-    // A second worker on the same host finds the port taken: it still works, only unscraped.
-    server.once('error', (err) => {
-      deps.logger.error({ err: err.message, port: deps.config.WORKER_METRICS_PORT }, 'worker /metrics not served; set WORKER_METRICS_PORT per process');
-      resolve(undefined);
-    });
-  });
-}
-
 runEntryPoint(import.meta.url, 'worker', async (deps) => {
   const running = await startWorkers(deps);
-  const metrics = await startMetricsServer(deps);
+  const probes = startProbes(deps);
+  // Operations, jobs, webhooks and risk alerts are counted here, where the work is done.
+  const metrics = await startOpsServer(deps, deps.config.WORKER_METRICS_PORT, 'WORKER_METRICS_PORT');
   return async () => {
+    probes.stop();
     metrics?.close();
     metrics?.closeAllConnections();
     await running.close();

@@ -1,9 +1,11 @@
+import { Router } from 'express';
 import { schedule, type ScheduledTask, type TaskContext } from 'node-cron';
 import type { Deps } from '../config/deps.js';
 import { previousLocalDay } from '../db/queries/settlements.js';
 import { maintenanceJobOptions } from '../jobs/queues.js';
 import type { MaintenanceJob, MaintenancePayload } from '../jobs/names.js';
 import { runEntryPoint } from './entry.js';
+import { startOpsServer } from './ops-server.js';
 
 interface Tick {
   job: MaintenanceJob;
@@ -17,6 +19,8 @@ interface Tick {
 }
 
 export interface RunningScheduler {
+  /** When each tick last enqueued its job; absent until its first. */
+  lastTicks(): Partial<Record<MaintenanceJob, Date>>;
   stop(): Promise<void>;
 }
 
@@ -49,6 +53,7 @@ export function schedulerTicks(deps: Deps): Tick[] {
 
 /** node-cron ticks that only enqueue: the work runs on the maintenance queue, in any worker process. */
 export function startScheduler(deps: Deps): RunningScheduler {
+  const lastTicks: Partial<Record<MaintenanceJob, Date>> = {};
   const tasks: ScheduledTask[] = schedulerTicks(deps).map((tick) =>
     schedule(
       tick.cron,
@@ -56,6 +61,9 @@ export function startScheduler(deps: Deps): RunningScheduler {
         try {
           const { id, payload } = await tick.plan(ctx);
           await deps.queues.maintenance.add(tick.job, payload, maintenanceJobOptions(id));
+          // Only an enqueued tick counts: a scheduler that runs but cannot reach Redis is dead too.
+          lastTicks[tick.job] = new Date();
+          deps.metrics.schedulerLastTick.set({ tick: tick.job }, Date.now() / 1000);
         } catch (err) {
           deps.logger.warn({ err: (err as Error).message, job: tick.job }, 'could not enqueue maintenance job');
         }
@@ -64,13 +72,27 @@ export function startScheduler(deps: Deps): RunningScheduler {
     ),
   );
   return {
+    lastTicks: () => ({ ...lastTicks }),
     stop: async () => {
       await Promise.all(tasks.map((t) => t.stop()));
     },
   };
 }
 
+/** The scheduler's /health: alive, and when each tick last enqueued (the gauge on /metrics says the same). */
+export function schedulerHealthRoutes(scheduler: RunningScheduler): Router {
+  return Router().get('/health', (_req, res) => {
+    const ticks = Object.entries(scheduler.lastTicks()).map(([tick, at]) => [tick, at.toISOString()]);
+    res.json({ status: 'ok', last_ticks: Object.fromEntries(ticks) });
+  });
+}
+
 runEntryPoint(import.meta.url, 'scheduler', async (deps) => {
   const scheduler = startScheduler(deps);
-  return () => scheduler.stop();
+  const server = await startOpsServer(deps, deps.config.SCHEDULER_METRICS_PORT, 'SCHEDULER_METRICS_PORT', schedulerHealthRoutes(scheduler));
+  return async () => {
+    server?.close();
+    server?.closeAllConnections();
+    await scheduler.stop();
+  };
 });

@@ -134,3 +134,14 @@ export async function listStaleOpen(db: Db, ageSeconds: number, limit: number): 
     .orderBy('created_at')
     .limit(limit);
 }
+
+/**
+ * Seconds since the oldest queued or processing operation was accepted (0 when none), by the
+ * Postgres clock: one probe of the partial index operations_open_by_age.
+ */
+export async function oldestOpenAgeSeconds(db: Db): Promise<number> {
+  const { rows } = await db.raw<{ rows: { age: number | string }[] }>(
+    `SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age FROM operations WHERE status IN ('queued', 'processing')`,
+  );
+  return Number(rows[0]!.age);
+}

@@ -13,6 +13,8 @@ import { charge, expectFailed, expectSucceeded, issueQr, rechargeOk, refund, sle
 import { testEnv } from '../helpers/env.js';
 import { freePort } from '../../dev/stack.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
+import { startProbes, type RunningProbes } from '../../workers/probes.js';
+import { startScheduler, type RunningScheduler } from '../../workers/scheduler.js';
 
 /** One sample of the Prometheus text format. */
 interface Sample {
@@ -67,7 +69,10 @@ function equalityMatchers(expr: string): { metric: string; label: string; value:
   return found;
 }
 
-/** Every label name used in a selector of an mps_ metric. */
+/** Labels Prometheus adds to every sample it scrapes, which no process exports itself. */
+const TARGET_LABELS = new Set(['instance', 'job']);
+
+/** Every label name used in a selector of an mps_ metric, but the target labels. */
 function labelNamesUsed(expr: string): { metric: string; label: string }[] {
   const found: { metric: string; label: string }[] = [];
   for (const sel of expr.matchAll(/(mps_[a-z_]+)\{([^}]*)\}/g)) {
@@ -76,7 +81,7 @@ function labelNamesUsed(expr: string): { metric: string; label: string }[] {
   for (const by of expr.matchAll(/by \(([^)]*)\)\s*\((?:rate|increase)?\(?(mps_[a-z_]+)/g)) {
     for (const label of by[1]!.split(',').map((s) => s.trim())) if (label !== 'le') found.push({ metric: by[2]!, label });
   }
-  return found;
+  return found.filter(({ label }) => !TARGET_LABELS.has(label));
 }
 
 const mpsIdentifiers = (expr: string) => [...new Set(expr.match(/mps_[a-z_]+/g) ?? [])];
@@ -116,10 +121,15 @@ describe('operations: metrics, alert rules and dashboard', function () {
     let merchantId: string;
     let paymentTxNo: string;
     let relayError: Error | undefined;
+    let probes: RunningProbes;
+    let scheduler: RunningScheduler;
 
     before(async () => {
-      // LARGE_TX_ALERT 100.00 so the 150.00 payment raises a large_payment risk alert.
-      sys = await startSystem({ LARGE_TX_ALERT: 10_000 });
+      // LARGE_TX_ALERT 100.00 so the 150.00 payment raises a large_payment risk alert. Probes and
+      // a ticking scheduler in the same process, as npm start runs them, for the gauges they export.
+      sys = await startSystem({ LARGE_TX_ALERT: 10_000, RECONCILE_CRON: '* * * * * *' });
+      probes = startProbes(sys.deps);
+      scheduler = startScheduler(sys.deps);
       hook = await receiver();
       const { merchant, key: merchantKey } = await createMerchant(sys);
       const ep = await sys.http.post('/v1/merchant/webhook-endpoints', { url: hook.url, events: ['payment.succeeded'] }, { key: merchantKey });
@@ -147,6 +157,7 @@ describe('operations: metrics, alert rules and dashboard', function () {
       paymentTxNo = paid.result!.tx_no as string;
       const detected = await runDetectAnomalies(sys.deps);
       expect(detected.raised).to.be.at.least(1);
+      for (let tries = 0; tries < 40 && !scheduler.lastTicks().reconcile; tries++) await sleep(100);
 
       await scrape();
     });
@@ -160,6 +171,8 @@ describe('operations: metrics, alert rules and dashboard', function () {
     const myDelivery = () =>
       sys.deps.db('webhook_deliveries as d').join('webhook_endpoints as e', 'e.id', 'd.endpoint_id').where('e.merchant_id', merchantId).first('d.id', 'd.status', 'd.attempts');
     after(async () => {
+      probes?.stop();
+      await scheduler?.stop();
       await hook?.close();
       await sys?.stop();
     });
