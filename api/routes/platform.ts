@@ -24,7 +24,8 @@ const auditQuery = z.strictObject({
 /** Admin routes of API.md "Platform": risk alerts and the audit trail. */
 export function platformRoutes(deps: Deps): Router {
   const router = Router();
-  const { db } = deps;
+  // Alert and audit lists and the chain check read the replica when there is one.
+  const { db, dbRead } = deps;
   const audit = (req: Request, action: string, objectType: string, objectId: string, context: Record<string, unknown> = {}) => {
     const p = principalOf(req);
     return { actorType: 'api_key' as const, actorId: p.keyId, role: p.role, action, objectType, objectId, context, requestId: req.id, ip: req.ip };
@@ -32,7 +33,7 @@ export function platformRoutes(deps: Deps): Router {
 
   router.get('/risk/alerts', allow('admin'), async (req, res) => {
     const q = parse(alertQuery, req.query, 'query');
-    const rows = await listAlerts(db, { status: q.status, rule: q.rule, limit: q.limit, cursor: decodeCursor(q.cursor) });
+    const rows = await listAlerts(dbRead, { status: q.status, rule: q.rule, limit: q.limit, cursor: decodeCursor(q.cursor) });
     res.json(page(rows, q.limit, ({ cursor_t: _cursor, ...a }: typeof rows[number] & { cursor_t?: string }) => ({ ...a, window_start: a.window_start.toISOString(), created_at: a.created_at.toISOString(), resolved_at: a.resolved_at?.toISOString() ?? null })));
   });
 
@@ -54,14 +55,14 @@ export function platformRoutes(deps: Deps): Router {
 
   router.get('/audit/events', allow('admin'), async (req, res) => {
     const q = parse(auditQuery, req.query, 'query');
-    const rows = await listAuditEvents(db, { objectType: q.object_type, objectId: q.object_id, action: q.action, from: q.from, to: q.to, beforeId: q.cursor ? Number(q.cursor) : undefined, limit: q.limit });
+    const rows = await listAuditEvents(dbRead, { objectType: q.object_type, objectId: q.object_id, action: q.action, from: q.from, to: q.to, beforeId: q.cursor ? Number(q.cursor) : undefined, limit: q.limit });
     const more = rows.length > q.limit;
     const shown = more ? rows.slice(0, q.limit) : rows;
     res.json({ data: shown.map((r) => ({ ...r, created_at: r.created_at.toISOString() })), next_cursor: more ? String(shown[shown.length - 1]!.id) : null });
   });
 
   router.get('/audit/verify', allow('admin'), async (_req, res) => {
-    res.json(await verifyAuditChain(db));
+    res.json(await verifyAuditChain(dbRead));
   });
 
   return router;

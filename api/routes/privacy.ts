@@ -9,11 +9,12 @@ import { idParam, recordAudit } from '../route-helpers.js';
 /** Admin data export and erasure of a member (DESIGN.md "Privacy"). */
 export function privacyRoutes(deps: Deps): Router {
   const router = Router();
-  const { db } = deps;
+  const { db, dbRead } = deps;
 
   router.get('/members/:id/export', allow('admin'), async (req, res) => {
     const id = idParam(req, 'id', 'member');
-    const data = await collectMemberData(db, id);
+    // The export reads the replica when there is one; its audit row is written on the primary.
+    const data = await collectMemberData(dbRead, id);
     if (!data.profile) throw notFound('member');
     await db.transaction((trx) => recordAudit(trx, req, { action: 'member.export', objectType: 'member', objectId: id }));
     res.setHeader('Content-Disposition', `attachment; filename="member-${data.profile.member_no}.json"`);

@@ -25,11 +25,13 @@ const CSV_COLUMNS = ['id', 'merchant_id', 'period_date', 'period_start', 'period
 /** T+1 settlements: admins list, run and move them; merchants read their own (JSON and CSV). */
 export function settlementRoutes(deps: Deps): Router {
   const router = Router();
-  const { db } = deps;
+  // Reads of settlements go to the replica when there is one; generating them (one INSERT … SELECT
+  // that totals the day) and every read after a write here stay on the primary.
+  const { db, dbRead } = deps;
 
   router.get('/settlements', allow('admin'), async (req, res) => {
     const q = parse(adminQuery, req.query, 'query');
-    const rows = await listSettlements(db, { merchantId: q.merchant_id, status: q.status, from: q.from, to: q.to, limit: q.limit, cursor: decodeCursor(q.cursor) });
+    const rows = await listSettlements(dbRead, { merchantId: q.merchant_id, status: q.status, from: q.from, to: q.to, limit: q.limit, cursor: decodeCursor(q.cursor) });
     res.json(page(rows, q.limit, settlementJson));
   });
 
@@ -66,12 +68,12 @@ export function settlementRoutes(deps: Deps): Router {
 
   router.get('/merchant/settlements', allow('merchant'), async (req, res) => {
     const q = parse(merchantQuery, req.query, 'query');
-    const rows = await listSettlements(db, { merchantId: principalOf(req).merchantId!, status: q.status, from: q.from, to: q.to, limit: q.limit, cursor: decodeCursor(q.cursor) });
+    const rows = await listSettlements(dbRead, { merchantId: principalOf(req).merchantId!, status: q.status, from: q.from, to: q.to, limit: q.limit, cursor: decodeCursor(q.cursor) });
     res.json(page(rows, q.limit, settlementJson));
   });
 
   const ownSettlement = async (req: Request, id: string) => {
-    const row = isUuid(id) ? await findSettlement(db, id) : undefined;
+    const row = isUuid(id) ? await findSettlement(dbRead, id) : undefined;
     if (!row || row.merchant_id !== principalOf(req).merchantId) throw notFound('settlement');
     return row;
   };

@@ -16,10 +16,11 @@ const merchantQuery = z.strictObject({ ...baseQuery, status: z.enum(['completed'
 
 export function transactionRoutes(deps: Deps): Router {
   const router = Router();
-  const { db } = deps;
+  const { db, dbRead } = deps;
 
   async function list(filter: Omit<TransactionFilter, 'limit' | 'cursor'>, query: z.output<typeof merchantQuery>, forMerchant: boolean) {
-    const rows = await listTransactions(db, { ...filter, type: query.type, status: query.status, from: query.from, to: query.to, limit: query.limit, cursor: decodeCursor(query.cursor) });
+    // Lists read the replica when there is one (DATABASE_READ_URL): they may trail the primary by the replication lag.
+    const rows = await listTransactions(dbRead, { ...filter, type: query.type, status: query.status, from: query.from, to: query.to, limit: query.limit, cursor: decodeCursor(query.cursor) });
     return page(rows, query.limit, (row) => transactionJson(row, forMerchant));
   }
 

@@ -59,7 +59,7 @@ const deliveryJson = (d: WebhookDeliveryRow) => ({
 /** Merchants' webhook endpoints, their delivery log, and the events feed (API.md "Merchants"). */
 export function webhookRoutes(deps: Deps): Router {
   const router = Router();
-  const { db, config } = deps;
+  const { db, dbRead, config } = deps;
 
   const encryptionKey = () => {
     if (!config.ENCRYPTION_KEY) throw new AppError('UNAVAILABLE', 'Webhooks need ENCRYPTION_KEY to be configured');
@@ -128,9 +128,11 @@ export function webhookRoutes(deps: Deps): Router {
 
   router.get('/merchant/webhook-deliveries', allow('merchant'), async (req, res) => {
     const q = parse(deliveriesQuery, req.query, 'query');
+    // The delivery log and the events feed read the replica when there is one: a lagging replica
+    // shows less, never skips (the feed's cursor only moves past what it has shown).
     const query = newestFirst(
-      db,
-      db<WebhookDeliveryRow>('webhook_deliveries as d').join('webhook_endpoints as w', 'w.id', 'd.endpoint_id').where('w.merchant_id', merchantOf(req)).select('d.*'),
+      dbRead,
+      dbRead<WebhookDeliveryRow>('webhook_deliveries as d').join('webhook_endpoints as w', 'w.id', 'd.endpoint_id').where('w.merchant_id', merchantOf(req)).select('d.*'),
       'd',
       { limit: q.limit, cursor: decodeCursor(q.cursor) },
     );
@@ -161,7 +163,7 @@ export function webhookRoutes(deps: Deps): Router {
   router.get('/events', allow('merchant'), async (req, res) => {
     const q = parse(eventsQuery, req.query, 'query');
     const after = Math.max(q.after_sequence ?? 0, q.cursor ? Number(q.cursor) : 0);
-    const query = db('events').where('merchant_id', merchantOf(req)).whereNotNull('sequence').andWhere('sequence', '>', after).orderBy('sequence').limit(q.limit + 1);
+    const query = dbRead('events').where('merchant_id', merchantOf(req)).whereNotNull('sequence').andWhere('sequence', '>', after).orderBy('sequence').limit(q.limit + 1);
     if (q.type) query.where('type', q.type);
     const rows: { id: string; type: string; sequence: number; created_at: Date; data: unknown }[] = await query;
     const more = rows.length > q.limit;
