@@ -41,31 +41,50 @@ export interface EngineProcess {
   child: ChildProcess;
 }
 
-/** Starts `web` and `worker` as separate OS processes, as the Procfile runs them. */
-export async function startEngine(env: Record<string, string>): Promise<{ url: string; processes: EngineProcess[]; stop(): Promise<void> }> {
-  const port = await freePort();
+export interface EngineShape {
+  /** Web processes, each on its own port; the load generator spreads its requests over them. */
+  webs: number;
+  /** Worker processes; every one serves every partition (global concurrency 1 keeps each card serial). */
+  workers: number;
+}
+
+/** Starts `web` and `worker` processes as the Procfile runs them, each its own OS process. */
+export async function startEngine(env: Record<string, string>, shape: EngineShape = { webs: 1, workers: 1 }): Promise<{ url: string; urls: string[]; processes: EngineProcess[]; stop(): Promise<void> }> {
   // Production mode, which wants a METRICS_TOKEN: the bench reads no metrics, so a throwaway one.
-  const common = { ...process.env, METRICS_TOKEN: randomBytes(24).toString('hex'), ...env, PORT: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
-  const start = (name: string, file: string) => {
+  const common = { ...process.env, METRICS_TOKEN: randomBytes(24).toString('hex'), ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
+  const start = (name: string, file: string, own: Record<string, string>) => {
     // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each engine process there when it exits.
     const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${name}`] : [];
-    const child = spawn(process.execPath, [...profile, '--import', 'tsx', file], { env: common, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, [...profile, '--import', 'tsx', file], { env: { ...common, ...own }, stdio: ['ignore', 'inherit', 'inherit'] });
     return { name, child };
   };
-  const processes = [start('web', 'api/server.ts'), start('worker', 'workers/main.ts')];
-  const url = `http://127.0.0.1:${port}`;
+  const processes: EngineProcess[] = [];
+  const urls: string[] = [];
+  for (let i = 1; i <= shape.webs; i++) {
+    const port = await freePort();
+    processes.push(start(shape.webs > 1 ? `web-${i}` : 'web', 'api/server.ts', { PORT: String(port) }));
+    urls.push(`http://127.0.0.1:${port}`);
+  }
+  for (let i = 1; i <= shape.workers; i++) {
+    // Each worker its own /metrics port, as README asks of workers sharing a host.
+    const metricsPort = env.WORKER_METRICS_PORT === '0' ? '0' : String(await freePort());
+    processes.push(start(shape.workers > 1 ? `worker-${i}` : 'worker', 'workers/main.ts', { WORKER_METRICS_PORT: metricsPort }));
+  }
   const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/ready`)).ok) break;
-    } catch {
-      /* not up yet */
+  for (const url of urls) {
+    for (;;) {
+      try {
+        if ((await fetch(`${url}/ready`)).ok) break;
+      } catch {
+        /* not up yet */
+      }
+      if (Date.now() > deadline) throw new Error('engine did not become ready within 60 s');
+      await new Promise((r) => setTimeout(r, 200));
     }
-    if (Date.now() > deadline) throw new Error('engine did not become ready within 60 s');
-    await new Promise((r) => setTimeout(r, 200));
   }
   return {
-    url,
+    url: urls[0]!,
+    urls,
     processes,
     stop: async () => {
       await Promise.all(

@@ -16,7 +16,8 @@ export interface Sample {
 }
 
 export interface LoadOptions {
-  url: string;
+  /** The web processes; requests go to them in turn, as a round-robin load balancer would send them. */
+  urls: string[];
   preload: Preload;
   /** Cards the load uses (1-based numbers); all when undefined. */
   hotCards?: number[];
@@ -64,6 +65,7 @@ export class LoadGenerator {
   private readonly paid: { key: string; txNo: string }[] = [];
   private readonly started = performance.now();
   exhausted = 0;
+  private nextUrl = 0;
 
   constructor(private readonly o: LoadOptions) {
     this.nextMember = new Int32Array(o.preload.cards + 1);
@@ -128,14 +130,15 @@ export class LoadGenerator {
     const t0 = performance.now();
     const headers: Record<string, string> = { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() };
     if (this.o.mode === 'wait') headers.prefer = 'wait=10';
+    const url = this.o.urls[this.nextUrl++ % this.o.urls.length]!;
     try {
       type Op = { id?: string; status?: string; error?: { code: string } | null; result?: { tx_no?: string } };
-      const res = await call<Op>(`${this.o.url}${path}`, 'POST', headers, body);
+      const res = await call<Op>(`${url}${path}`, 'POST', headers, body);
       let op = res.body;
       const acceptMs = performance.now() - t0;
       if (res.status >= 400) return void this.record({ action, startS, acceptMs, finalMs: acceptMs, outcome: op.error?.code ?? `HTTP_${res.status}` });
       while (op.status === 'queued' || op.status === 'processing') {
-        op = (await call<Op>(`${this.o.url}/v1/operations/${op.id}`, 'GET', { authorization: `Bearer ${key}`, prefer: 'wait=10' })).body;
+        op = (await call<Op>(`${url}/v1/operations/${op.id}`, 'GET', { authorization: `Bearer ${key}`, prefer: 'wait=10' })).body;
       }
       const finalMs = performance.now() - t0;
       this.record({ action, startS, acceptMs, finalMs, outcome: op.status === 'succeeded' ? 'succeeded' : (op.error?.code ?? 'UNKNOWN') });

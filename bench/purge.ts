@@ -61,7 +61,7 @@ async function main() {
     RATE_LIMIT_PER_IP_PER_MIN: '10000000',
     RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: '10000000',
   });
-  const gen = new LoadGenerator({ url: engine.url, preload: data, mix: { charge: 1, refund: 0, recharge: 0 }, mode: 'wait' });
+  const gen = new LoadGenerator({ urls: engine.urls, preload: data, mix: { charge: 1, refund: 0, recharge: 0 }, mode: 'wait' });
   await openLoop(gen, () => rate, 5); // warm-up, not recorded
   gen.reset();
   console.log(`baseline: ${rate} payments/s for ${baselineS} s …`);

@@ -23,6 +23,9 @@ const { values: args } = parseArgs({
     cards: { type: 'string', default: '10000' },
     mode: { type: 'string', default: 'wait' }, // wait | poll
     partitions: { type: 'string', default: '16' },
+    // Engine processes: worker processes and web processes (the load is spread over the webs).
+    workers: { type: 'string', default: '1' },
+    webs: { type: 'string', default: '1' },
     'skip-pgbench': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results' },
     // scale only (bench/scale.ts reads them)
@@ -44,6 +47,12 @@ const MIXES: Record<string, Record<Action, number>> = {
   'hot-card': { charge: 1, refund: 0, recharge: 0 },
   burst: { charge: 0.9, refund: 0.05, recharge: 0.05 },
 };
+
+function positive(name: 'workers' | 'webs'): number {
+  const n = Number(args[name]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a whole number ≥ 1`);
+  return n;
+}
 
 async function main() {
   const scenario = args.scenario!;
@@ -73,6 +82,7 @@ async function main() {
   const data = await preload(db, { cards, membersPerCard, merchants: 20, balanceMinor: hot ? 100_000_000 : 5_000_000, qrTtlS: 3600 });
   console.log(`preloaded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
+  const shape = { workers: positive('workers'), webs: positive('webs') };
   const engine = await startEngine({
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
@@ -81,8 +91,8 @@ async function main() {
     RATE_LIMIT_PER_KEY_PER_MIN: '10000000',
     RATE_LIMIT_PER_IP_PER_MIN: '10000000',
     RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: '10000000',
-  });
-  const gen = new LoadGenerator({ url: engine.url, preload: data, hotCards: hot ? [1, 2, 3] : undefined, mix, mode: args.mode as 'wait' | 'poll' });
+  }, shape);
+  const gen = new LoadGenerator({ urls: engine.urls, preload: data, hotCards: hot ? [1, 2, 3] : undefined, mix, mode: args.mode as 'wait' | 'poll' });
 
   if (warmup > 0) {
     console.log(`warming up for ${warmup} s (not recorded) …`);
@@ -168,6 +178,7 @@ async function main() {
     warmup_s: warmup,
     cards,
     partitions: Number(args.partitions),
+    processes: shape,
     machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
     conditions: 'engine (web + worker processes), Postgres, Redis and this load generator on the same machine',
     charges_completed_per_s: Math.round(engineRate * 10) / 10,
