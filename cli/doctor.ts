@@ -30,12 +30,25 @@ export async function doctor(deps: Deps): Promise<Check[]> {
   };
 
   await run('postgres', async () => {
-    const { rows } = await db.raw<{ rows: { version: string; sync: string; max_conn: string }[] }>(
-      `SELECT version() AS version, current_setting('synchronous_commit') AS sync, current_setting('max_connections') AS max_conn`,
+    const { rows } = await db.raw<{ rows: { version: string; sync: string; max_conn: string; timeout: string }[] }>(
+      `SELECT version() AS version, current_setting('synchronous_commit') AS sync, current_setting('max_connections') AS max_conn, current_setting('statement_timeout') AS timeout`,
     );
     const r = rows[0]!;
-    return { level: r.sync === 'off' ? 'warn' : 'ok', detail: `${r.version.split(' on ')[0]}; synchronous_commit=${r.sync}; max_connections=${r.max_conn}` };
+    // Behind PgBouncer the timeout comes from the role; unset, a stalled query holds its partition.
+    const noTimeout = r.timeout === '0' && ' — no statement_timeout: ALTER ROLE … SET statement_timeout (README "PgBouncer and read replicas")';
+    return { level: r.sync === 'off' || noTimeout ? 'warn' : 'ok', detail: `${r.version.split(' on ')[0]}; synchronous_commit=${r.sync}; max_connections=${r.max_conn}; statement_timeout=${r.timeout}${noTimeout || ''}` };
   });
+  if (deps.dbRead !== db) {
+    await run('read replica', async () => {
+      const { rows } = await deps.dbRead.raw<{ rows: { standby: boolean; lag_s: number | null }[] }>(
+        `SELECT pg_is_in_recovery() AS standby, extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS lag_s`,
+      );
+      const r = rows[0]!;
+      if (!r.standby) return { level: 'warn', detail: 'DATABASE_READ_URL is not a standby (pg_is_in_recovery() is false)' };
+      // The replay timestamp is the last replayed commit's: on an idle primary it grows without any lag.
+      return { level: 'ok', detail: `standby; last replayed commit ${r.lag_s === null ? 'none yet' : `${Math.round(r.lag_s)} s ago`}` };
+    });
+  }
   await run('migrations', async () => ((await migrationsCurrent(db)) ? { level: 'ok', detail: 'current' } : { level: 'fail', detail: 'pending migrations: run `npm run cli -- migrate`' }));
   await run('redis', async () => {
     // Each master holds queues of its own: on a Cluster every one must be set right.

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
+import { doctor } from '../../cli/doctor.js';
 import { createKnex, prepared } from '../../db/knex.js';
 import { createAppKey, createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
 import { charge, expectLedgersMatch, expectSucceeded, getCard, issueQr, rechargeOk, refund } from '../helpers/money.js';
@@ -87,6 +88,9 @@ describe('e2e: through PgBouncer in transaction mode', function () {
     const { rows } = await sys.deps.db.raw<{ rows: { user: string }[] }>('SELECT current_user AS user');
     expect(rows[0]!.user, 'the app connects as the pooled role').to.equal(role);
     expect(new URL(sys.config.DATABASE_URL!).port).to.equal(String(bouncer.port));
+    const health = (await doctor(sys.deps)).find((c) => c.name === 'postgres')!;
+    expect(health, 'doctor sees the role timeout through the pooler').to.include({ level: 'ok' });
+    expect(health.detail).to.contain('statement_timeout=2s');
 
     const merchant = await createMerchant(sys);
     const appKey = await createAppKey(sys);

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { doctor } from '../../cli/doctor.js';
 import { createKnex, migrateLatest } from '../../db/knex.js';
 import { startPostgres } from '../../dev/stack.js';
 import { createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
@@ -60,6 +61,9 @@ describe('e2e: lists from a streaming read replica (DATABASE_READ_URL)', functio
     expect(await inRecovery(sys.deps.db)).to.equal(false);
     const [standby] = await replica.query<{ status: string }>('SELECT status FROM pg_stat_wal_receiver');
     expect(standby?.status).to.equal('streaming');
+    const check = (await doctor(sys.deps)).find((c) => c.name === 'read replica');
+    expect(check).to.include({ level: 'ok' });
+    expect(check!.detail).to.match(/^standby; last replayed commit/);
     const plain = await startSystem({ DATABASE_URL: primary.url }, { workers: false });
     try {
       expect(plain.deps.dbRead).to.equal(plain.deps.db);
