@@ -123,13 +123,16 @@ describe('operations: metrics, alert rules and dashboard', function () {
     let relayError: Error | undefined;
     let probes: RunningProbes;
     let scheduler: RunningScheduler;
+    let schedulerSys: TestSystem;
 
     before(async () => {
-      // LARGE_TX_ALERT 100.00 so the 150.00 payment raises a large_payment risk alert. Probes and
-      // a ticking scheduler in the same process, as npm start runs them, for the gauges they export.
-      sys = await startSystem({ LARGE_TX_ALERT: 10_000, RECONCILE_CRON: '* * * * * *' });
+      // LARGE_TX_ALERT 100.00 so the 150.00 payment raises a large_payment risk alert. The probes
+      // run here, as in a worker process. A ticking scheduler runs on a system of its own (queue
+      // prefix without workers): its reconcile jobs would pick up other files' open operations.
+      sys = await startSystem({ LARGE_TX_ALERT: 10_000 });
       probes = startProbes(sys.deps);
-      scheduler = startScheduler(sys.deps);
+      schedulerSys = await startSystem({ RECONCILE_CRON: '* * * * * *', RELAY_CRON: '0 0 1 1 *' }, { workers: false });
+      scheduler = startScheduler(schedulerSys.deps);
       hook = await receiver();
       const { merchant, key: merchantKey } = await createMerchant(sys);
       const ep = await sys.http.post('/v1/merchant/webhook-endpoints', { url: hook.url, events: ['payment.succeeded'] }, { key: merchantKey });
@@ -161,11 +164,12 @@ describe('operations: metrics, alert rules and dashboard', function () {
 
       await scrape();
     });
+    // What Prometheus gathers: this system's /metrics and the scheduler's gauge from its target.
     const scrape = async () => {
       const res = await sys.http.get('/metrics');
       expect(res.status).to.equal(200);
       expect(res.headers.get('content-type')).to.match(/^text\/plain/);
-      text = res.text;
+      text = `${res.text}\n${await schedulerSys.deps.metrics.registry.getSingleMetricAsString('mps_scheduler_last_tick_timestamp_seconds')}\n`;
       samples = parseSamples(text);
     };
     const myDelivery = () =>
@@ -173,6 +177,8 @@ describe('operations: metrics, alert rules and dashboard', function () {
     after(async () => {
       probes?.stop();
       await scheduler?.stop();
+      await schedulerSys?.deps.queues.maintenance.obliterate({ force: true });
+      await schedulerSys?.stop();
       await hook?.close();
       await sys?.stop();
     });
