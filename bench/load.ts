@@ -122,7 +122,7 @@ export class LoadGenerator {
   }
 
   private async recharge(): Promise<void> {
-    await this.submit('recharge', `/v1/cards/${this.o.preload.cardId(this.pickCard())}/recharges`, this.o.preload.appKey, { amount: '100.00', payment_method: 'cash' });
+    await this.submit('recharge', `/v1/cards/${this.o.preload.cardId(this.pickCard())}/recharges`, this.o.preload.appKey, { amount: '100.00', payment_method: 'cash', payment_reference: `bench-${randomUUID()}` });
   }
 
   private async submit(action: Action, path: string, key: string, body: unknown): Promise<{ txNo?: string } | undefined> {

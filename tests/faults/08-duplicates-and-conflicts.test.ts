@@ -40,7 +40,7 @@ describe('faults: bursts of concurrent duplicates and conflicting charges on one
               const card = 10 + i;
               ids = await burst(ctx, 'payment', '/v1/payments', m0, { qr: data.qr(card, ctx.load.takeMember(card)), amount: '12.34' }, COPIES);
             } else if (i % 3 === 1) {
-              ids = await burst(ctx, 'recharge', `/v1/cards/${data.cardId(20 + i)}/recharges`, data.appKey, { amount: '55.00', payment_method: 'cash' }, COPIES);
+              ids = await burst(ctx, 'recharge', `/v1/cards/${data.cardId(20 + i)}/recharges`, data.appKey, { amount: '55.00', payment_method: 'cash', payment_reference: `psp-${randomUUID()}` }, COPIES);
             } else {
               const paid = ctx.load.takePaid();
               if (!paid) return;
@@ -70,8 +70,9 @@ describe('faults: bursts of concurrent duplicates and conflicting charges on one
 
         // E. a key reused for a different request is refused and makes nothing.
         const key = randomUUID();
+        const reference = `psp-${randomUUID()}`;
         const post = (amount: string) =>
-          fetch(`${ctx.engine.url}/v1/cards/${data.cardId(30)}/recharges`, { method: 'POST', headers: { authorization: `Bearer ${data.appKey}`, 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify({ amount, payment_method: 'cash' }) });
+          fetch(`${ctx.engine.url}/v1/cards/${data.cardId(30)}/recharges`, { method: 'POST', headers: { authorization: `Bearer ${data.appKey}`, 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify({ amount, payment_method: 'cash', payment_reference: reference }) });
         const first = await post('10.00');
         const second = await post('11.00');
         const firstOp = (await first.json()) as { id: string };

@@ -303,6 +303,8 @@ export class PosLoad {
   private async recharge(): Promise<void> {
     this.issued.recharge++;
     const amount = 1000 + Math.floor(this.rng() * 9000);
-    await this.clients.send('POST', `/v1/cards/${this.o.data.cardId(this.pickCard())}/recharges`, this.o.data.appKey, { amount: (amount / 100).toFixed(2), payment_method: 'cash' }, { kind: 'recharge' });
+    // The member app's backend credits against its payment provider's reference (one per recharge; retries resend it).
+    const body = { amount: (amount / 100).toFixed(2), payment_method: 'cash', payment_reference: `psp-${randomUUID()}` };
+    await this.clients.send('POST', `/v1/cards/${this.o.data.cardId(this.pickCard())}/recharges`, this.o.data.appKey, body, { kind: 'recharge' });
   }
 }
