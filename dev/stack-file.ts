@@ -9,7 +9,8 @@ export interface RunningStack {
   pid: number;
   apiUrl: string;
   databaseUrl: string;
-  redisUrl: string;
+  /** Unset when Redis is not the embedded one (REDIS_CLUSTER_NODES, or a given REDIS_URL). */
+  redisUrl?: string;
 }
 
 /** The embedded stack of a running `npm start` in this folder, if there is one (its process is alive). */

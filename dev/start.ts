@@ -55,7 +55,7 @@ async function main() {
   const scheduler = startScheduler(deps);
   const probes = startProbes(deps);
   const api = await startApi(deps);
-  if (stack) writeStackFile({ pid: process.pid, apiUrl: api.url, databaseUrl: config.DATABASE_URL!, redisUrl: config.REDIS_URL! });
+  if (stack) writeStackFile({ pid: process.pid, apiUrl: api.url, databaseUrl: config.DATABASE_URL!, redisUrl: config.REDIS_URL });
 
   if (demo) console.log(demoInstructions(api.url, demo));
   console.log(stackBanner(api.url, config, stack !== undefined));
