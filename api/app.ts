@@ -11,6 +11,7 @@ import { requestContext } from './middleware/request-context.js';
 import { routeNamer } from './route-names.js';
 import { healthRoutes } from './routes/health.js';
 import { merchantRoutes } from './routes/merchants.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
 import { memberRoutes } from './routes/members.js';
 import { cardRoutes } from './routes/cards.js';
 import { levelRoutes } from './routes/levels.js';
@@ -44,6 +45,7 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   v1.use(authenticate(deps));
   v1.use(rateLimit(deps, 'key', deps.config.RATE_LIMIT_PER_KEY_PER_MIN, (req) => req.principal?.keyId));
   v1.use(merchantRoutes(deps));
+  v1.use(apiKeyRoutes(deps));
   v1.use(memberRoutes(deps));
   v1.use(qrRoutes(deps));
   v1.use(cardRoutes(deps));

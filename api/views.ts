@@ -22,7 +22,7 @@ export function merchantJson(m: MerchantRow) {
   };
 }
 
-export function apiKeyJson(k: ApiKeyRow & { revoked_at?: Date | null }) {
+export function apiKeyJson(k: ApiKeyRow) {
   return {
     id: k.id,
     prefix: k.prefix,
@@ -31,6 +31,7 @@ export function apiKeyJson(k: ApiKeyRow & { revoked_at?: Date | null }) {
     merchant_id: k.merchant_id,
     status: k.status,
     created_at: iso(k.created_at),
+    last_used_at: iso(k.last_used_at),
     revoked_at: iso(k.revoked_at),
   };
 }

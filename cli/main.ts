@@ -15,6 +15,8 @@ const USAGE = `Usage: npm run cli -- <command>
 Commands:
   migrate                    apply pending migrations
   create-admin-key [name]    create an admin API key and print it (shown once)
+  create-key --role app|admin [--name NAME]
+                             create an app key (the member-app backend's) or an admin key, shown once
   verify-ledger              check balance = Σ balance_ledger and points = Σ point_ledger for every card
   verify-audit               walk the audit hash chain and report the first broken link
   doctor                     health report: Postgres, Redis settings, migrations, backlog, stuck work, disk
@@ -23,6 +25,13 @@ Commands:
   restore FILE               restore a backup into the EMPTY database of DATABASE_URL, after checking its SHA-256
 
 Uses DATABASE_URL and REDIS_URL, or else the embedded stack of a running \`npm start\` in this folder.`;
+
+/** The value of `--flag VALUE` or `--flag=VALUE` in the arguments: undefined when absent, '' when the value is missing. */
+function optionValue(args: string[], flag: string): string | undefined {
+  const at = args.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
+  if (at === -1) return undefined;
+  return args[at]!.startsWith(`${flag}=`) ? args[at]!.slice(flag.length + 1) : (args[at + 1] ?? '');
+}
 
 /** The URLs of a running `npm start` fill in what the environment leaves unset. */
 function withRunningStack(config: Config): Config {
@@ -66,6 +75,16 @@ async function main(argv: string[]): Promise<number> {
         console.log(applied.length ? `Applied: ${applied.join(', ')}` : 'Already up to date.');
         return 0;
       }
+      case 'create-key': {
+        const role = optionValue(args, '--role');
+        if (role !== 'app' && role !== 'admin') {
+          console.error('create-key needs --role app or --role admin (merchant keys: POST /v1/merchants/:id/api-keys)');
+          return 2;
+        }
+        const { row, key } = await createApiKey(db, { role, name: optionValue(args, '--name') ?? `cli ${role}` });
+        console.log(`${role === 'app' ? 'App' : 'Admin'} key ${row.id} (prefix ${row.prefix}). It is shown only now:\n${key}`);
+        return 0;
+      }
       case 'create-admin-key': {
         const { row, key } = await createApiKey(db, { role: 'admin', name: args[0] ?? 'cli' });
         console.log(`Admin key ${row.id} (prefix ${row.prefix}). It is shown only now:\n${key}`);
@@ -91,9 +110,8 @@ async function main(argv: string[]): Promise<number> {
         return result.ok ? 0 : 1;
       }
       case 'backup': {
-        const outAt = args.findIndex((a) => a === '--out' || a.startsWith('--out='));
-        const out = outAt === -1 ? undefined : args[outAt]!.startsWith('--out=') ? args[outAt]!.slice(6) : args[outAt + 1];
-        if (outAt !== -1 && !out) return usageError('backup --out needs a file name');
+        const out = optionValue(args, '--out');
+        if (out === '') return usageError('backup --out needs a file name');
         const { file, manifest } = await backup(db, config.DATABASE_URL, { out, binDir: config.PG_BIN_DIR });
         console.log(`Backup written: ${file} (${manifest.bytes} bytes, sha256 ${manifest.sha256}) at migration ${manifest.migration}, server ${manifest.server_version}.`);
         console.log(`Manifest: ${file}.manifest.json. Keep both together, off this machine.`);

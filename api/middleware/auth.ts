@@ -3,7 +3,7 @@ import type { Deps } from '../../config/deps.js';
 import { AppError } from '../../domain/errors.js';
 import { roleOfKey, sha256, type KeyRole } from '../../domain/tokens.js';
 import type { Principal } from '../context.js';
-import { findActiveKeyByHash, type ActiveKeyRow } from '../../db/queries/api-keys.js';
+import { findActiveKeyByHash, touchApiKey, type ActiveKeyRow } from '../../db/queries/api-keys.js';
 
 interface CacheEntry {
   principal: Principal | null;
@@ -27,6 +27,10 @@ export function authenticate(deps: Pick<Deps, 'db' | 'config'>) {
     let entry = cache.get(hash);
     if (!entry || entry.until <= now) {
       const row = await findActiveKeyByHash(deps.db, hash);
+      if (row && isStale(row.last_used_at)) {
+        // Best effort and off the request's path: a failed note of use must not fail the request.
+        touchApiKey(deps.db, row.id).catch(() => undefined);
+      }
       entry = {
         principal: row && row.member_status !== 'erased' ? toPrincipal(row) : null,
         until: now + deps.config.AUTH_CACHE_TTL_MS,
@@ -51,6 +55,7 @@ export function authenticate(deps: Pick<Deps, 'db' | 'config'>) {
 }
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const isStale = (lastUsed: Date | null | undefined) => !lastUsed || Date.now() - lastUsed.getTime() > 60_000;
 
 function toPrincipal(row: ActiveKeyRow): Principal {
   const role = row.role;

@@ -12,6 +12,8 @@ export interface ApiKeyRow {
   status: string;
   expires_at: Date | null;
   created_at: Date;
+  revoked_at?: Date | null;
+  last_used_at?: Date | null;
 }
 
 /** A usable key with the status of the merchant or member it acts for. */
@@ -27,6 +29,28 @@ export async function findActiveKeyByHash(db: Db, hash: string): Promise<ActiveK
     .where({ 'k.key_hash': hash, 'k.status': 'active' })
     .andWhere((q) => q.whereNull('k.expires_at').orWhere('k.expires_at', '>', db.fn.now()))
     .first<ActiveKeyRow | undefined>('k.*', 'm.status as merchant_status', 'p.status as member_status');
+}
+
+/** Notes that a key was used, at most once a minute: the WHERE makes a burst of calls one write. */
+export async function touchApiKey(db: Db, id: string): Promise<void> {
+  await db('api_keys').where({ id }).andWhere((q) => q.whereNull('last_used_at').orWhere('last_used_at', '<', db.raw(`now() - interval '1 minute'`))).update({ last_used_at: db.fn.now() } as never);
+}
+
+/** Operator keys (admin, app, merchant; never member tokens), newest first, optionally of one merchant or role. */
+export function operatorKeys(db: Db, filter: { merchantId?: string; role?: string }) {
+  const query = db<ApiKeyRow>('api_keys as k').whereIn('k.role', ['admin', 'app', 'merchant']).select('k.*');
+  if (filter.merchantId) query.where('k.merchant_id', filter.merchantId);
+  if (filter.role) query.where('k.role', filter.role);
+  return query;
+}
+
+/**
+ * The active admin keys, locked in id order: two revocations at once queue up here (no deadlock),
+ * and the second sees what the first left, so the last admin key cannot be revoked by a race.
+ */
+export async function lockActiveAdminKeys(trx: Db): Promise<string[]> {
+  const rows: { id: string }[] = await trx('api_keys').where({ role: 'admin', status: 'active' }).orderBy('id').forUpdate().select('id');
+  return rows.map((r) => r.id);
 }
 
 /** Revokes every member token of a member (e.g. a lost phone): they stop authenticating at once. */
