@@ -91,6 +91,7 @@ async function main() {
     RATE_LIMIT_PER_KEY_PER_MIN: '10000000',
     RATE_LIMIT_PER_IP_PER_MIN: '10000000',
     RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: '10000000',
+    RATE_LIMIT_QR_ISSUE_PER_CARD_PER_MIN: '10000000',
   }, shape);
   const gen = new LoadGenerator({ urls: engine.urls, preload: data, hotCards: hot ? [1, 2, 3] : undefined, mix, mode: args.mode as 'wait' | 'poll' });
 

@@ -38,7 +38,7 @@ export interface SystemOptions {
 export async function startSystem(overrides: Partial<Config> = {}, options: SystemOptions = {}): Promise<TestSystem> {
   const config = loadConfig(
     { DATABASE_URL: options.databaseUrl ?? testEnv.databaseUrl, ...(options.redis ?? { REDIS_URL: testEnv.redisUrl }), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', NODE_ENV: 'test' },
-    { QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`, AUTH_CACHE_TTL_MS: 0, WEBHOOK_ALLOW_INSECURE: true, DB_POOL_MAX: 10, ENCRYPTION_KEY: randomBytes(32).toString('hex'), ...overrides },
+    { QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`, AUTH_CACHE_TTL_MS: 0, WEBHOOK_ALLOW_INSECURE: true, RATE_LIMIT_QR_ISSUE_PER_CARD_PER_MIN: 100_000, DB_POOL_MAX: 10, ENCRYPTION_KEY: randomBytes(32).toString('hex'), ...overrides },
   );
   const deps = await createDeps(config, { logger: options.logger });
   const waiter = new OperationWaiter(deps);

@@ -207,6 +207,7 @@ export class Engine {
       RATE_LIMIT_PER_KEY_PER_MIN: '1000000',
       RATE_LIMIT_PER_IP_PER_MIN: '1000000',
       RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: '1000000',
+      RATE_LIMIT_QR_ISSUE_PER_CARD_PER_MIN: '1000000',
       ...o.env,
     };
     const engine = new Engine(port, env, o.clock ?? {}, o.workers ?? 1);
