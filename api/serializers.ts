@@ -1,22 +1,11 @@
 import { formatMinor, formatRate, parseRate } from '../domain/money.js';
 import { maskCardNo, maskEmail, maskName, maskPhone } from '../domain/masking.js';
+import type { CardRow } from '../db/queries/member-cards.js';
+import type { MemberRow } from '../db/queries/members.js';
+import type { OperationRow } from '../db/queries/operations.js';
+import type { TransactionRow } from '../db/queries/transactions.js';
 
 const iso = (t: Date | string | null | undefined) => (t ? new Date(t).toISOString() : null);
-
-export interface CardRow {
-  id: string;
-  card_no: string;
-  type: string;
-  status: string;
-  owner_member_id: string;
-  balance_minor: number;
-  points: number;
-  level: number;
-  fixed_discount: string | null;
-  face_value_minor: number | null;
-  expires_at: Date | null;
-  created_at: Date;
-}
 
 /** `discountMilli` is the card's current rate: its level's, its fixed one (corporate), or 1000 (voucher). */
 export function cardJson(card: CardRow, discountMilli: number) {
@@ -37,16 +26,6 @@ export function cardJson(card: CardRow, discountMilli: number) {
   };
 }
 
-export interface MemberRow {
-  id: string;
-  member_no: string;
-  name: string;
-  phone: string | null;
-  email: string | null;
-  status: string;
-  created_at: Date;
-}
-
 /** Members as their owners and admins see them; `masked` for merchant-role readers. */
 export function memberJson(member: MemberRow, extra: Record<string, unknown> = {}, masked = false) {
   return {
@@ -59,31 +38,6 @@ export function memberJson(member: MemberRow, extra: Record<string, unknown> = {
     created_at: iso(member.created_at),
     ...extra,
   };
-}
-
-export interface TransactionRow {
-  id: string;
-  tx_no: string;
-  type: string;
-  status: string;
-  card_id: string;
-  member_id: string | null;
-  merchant_id: string | null;
-  original_tx_id: string | null;
-  raw_amount_minor: number;
-  discount_rate: string;
-  final_amount_minor: number;
-  refunded_amount_minor: number;
-  points_earned: number;
-  points_clawed_back: number;
-  payment_method: string | null;
-  payment_reference?: string | null;
-  external_order_id: string | null;
-  tag: Record<string, unknown> | null;
-  reason: string | null;
-  created_at: Date;
-  card_no?: string;
-  original_tx_no?: string | null;
 }
 
 /** Transactions; merchant readers see the card number masked and no member identity. */
@@ -109,17 +63,6 @@ export function transactionJson(tx: TransactionRow, forMerchant = false) {
     reason: tx.reason,
     created_at: iso(tx.created_at),
   };
-}
-
-export interface OperationRow {
-  id: string;
-  type: string;
-  status: string;
-  error_code: string | null;
-  error_message: string | null;
-  result: Record<string, unknown> | null;
-  created_at: Date;
-  completed_at: Date | null;
 }
 
 export function operationJson(op: OperationRow) {

@@ -1,5 +1,6 @@
 import type { Db } from '../knex.js';
-import type { BindingRole } from '../../api/access.js';
+
+export type BindingRole = 'owner' | 'admin' | 'member' | 'viewer';
 
 export interface BindingRow {
   id: string;

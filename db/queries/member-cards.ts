@@ -1,7 +1,21 @@
 import { runTogether, type Db, type Statement } from '../knex.js';
 import { isUniqueViolation } from '../pg-errors.js';
-import type { CardRow } from '../../api/serializers.js';
 import type { CardType } from '../../domain/discount.js';
+
+export interface CardRow {
+  id: string;
+  card_no: string;
+  type: string;
+  status: string;
+  owner_member_id: string;
+  balance_minor: number;
+  points: number;
+  level: number;
+  fixed_discount: string | null;
+  face_value_minor: number | null;
+  expires_at: Date | null;
+  created_at: Date;
+}
 
 export interface MemberCardRow extends CardRow {
   type: CardType;

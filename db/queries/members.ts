@@ -1,5 +1,14 @@
 import type { Db } from '../knex.js';
-import type { MemberRow } from '../../api/serializers.js';
+
+export interface MemberRow {
+  id: string;
+  member_no: string;
+  name: string;
+  phone: string | null;
+  email: string | null;
+  status: string;
+  created_at: Date;
+}
 
 export interface MemberProfileRow extends MemberRow {
   status: 'active' | 'suspended' | 'erased';

@@ -1,6 +1,17 @@
 import { prepared, runTogether, type Db, type Statement } from '../knex.js';
 import { partitionSql, type OperationType } from '../../jobs/names.js';
 
+export interface OperationRow {
+  id: string;
+  type: string;
+  status: string;
+  error_code: string | null;
+  error_message: string | null;
+  result: Record<string, unknown> | null;
+  created_at: Date;
+  completed_at: Date | null;
+}
+
 export type OperationStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
 
 export interface OperationRecord {

@@ -1,6 +1,30 @@
 import { newestFirst, prepared, type Db, type PageRequest, type Read, type Statement } from '../knex.js';
 import type { LevelRow } from './levels.js';
-import type { TransactionRow } from '../../api/serializers.js';
+
+export interface TransactionRow {
+  id: string;
+  tx_no: string;
+  type: string;
+  status: string;
+  card_id: string;
+  member_id: string | null;
+  merchant_id: string | null;
+  original_tx_id: string | null;
+  raw_amount_minor: number;
+  discount_rate: string;
+  final_amount_minor: number;
+  refunded_amount_minor: number;
+  points_earned: number;
+  points_clawed_back: number;
+  payment_method: string | null;
+  payment_reference?: string | null;
+  external_order_id: string | null;
+  tag: Record<string, unknown> | null;
+  reason: string | null;
+  created_at: Date;
+  card_no?: string;
+  original_tx_no?: string | null;
+}
 
 export interface TransactionRecord extends TransactionRow {
   operation_id: string | null;
