@@ -16,7 +16,7 @@ import {
 } from '../../db/queries/operations.js';
 import { findMerchantTransaction } from '../../db/queries/transactions.js';
 import { operationJobOptions } from '../../jobs/queues.js';
-import { partitionOf } from '../../jobs/names.js';
+import { partitionOf } from '../../domain/partition.js';
 import { cardFor } from '../access.js';
 import type { Principal } from '../context.js';
 import { allow, principalOf } from '../middleware/auth.js';

@@ -1,5 +1,6 @@
 import { prepared, runTogether, type Db, type Statement } from '../knex.js';
-import { partitionSql, type OperationType } from '../../jobs/names.js';
+import type { OperationType } from '../../domain/operation-types.js';
+import { partitionSql } from '../../domain/partition.js';
 
 export interface OperationRow {
   id: string;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import { partitionOf, partitionSql } from '../../jobs/names.js';
+import { partitionOf, partitionSql } from '../../domain/partition.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
 /** The API places payments by a partition computed in SQL, everything else by partitionOf: they must agree. */
