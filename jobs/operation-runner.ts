@@ -7,7 +7,7 @@ import { eventInsert, type EventType } from '../db/queries/events.js';
 import { runTogether, type Read, type Statement } from '../db/knex.js';
 import { finishOperation, isTerminal, lockBatch, lockOperation, markProcessing, outcomeUpdate, type OperationRecord, type Outcome } from '../db/queries/operations.js';
 import type { OperationType } from './names.js';
-import { announcement, operationDoneChannel } from '../api/operation-waiter.js';
+import { announcement, operationDoneChannel } from '../db/operation-done.js';
 import { crashPoint } from './crash-points.js';
 
 /** What a successful operation writes (sent in one round trip), answers, and tells the outbox and the audit trail. */

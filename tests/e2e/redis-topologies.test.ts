@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { Cluster } from 'ioredis';
-import { operationDoneChannel } from '../../api/operation-waiter.js';
+import { operationDoneChannel } from '../../db/operation-done.js';
 import { doctor } from '../../cli/doctor.js';
 import { createRedis, redisServers, whenReady, type RedisClient } from '../../config/redis.js';
 import { partitionOf, partitionQueueName } from '../../jobs/names.js';
