@@ -1,6 +1,6 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import './context.js';
 import { authenticate } from './middleware/auth.js';
 import { BULL_BOARD_CSP, BULL_BOARD_PATH, bullBoardRoutes } from './bull-board.js';
@@ -9,7 +9,7 @@ import { jsonBody } from './middleware/json-body.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { requestContext } from './middleware/request-context.js';
 import { routeNamer } from './route-names.js';
-import { healthRoutes } from './routes/health.js';
+import { healthRoutes } from '../app/health.js';
 import { merchantRoutes } from './routes/merchants.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { memberRoutes } from './routes/members.js';

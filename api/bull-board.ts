@@ -2,7 +2,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router, type NextFunction, type Request, type Response } from 'express';
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { findActiveKeyByHash } from '../db/queries/api-keys.js';
 import { sha256 } from '../domain/tokens.js';
 

@@ -1,4 +1,4 @@
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { createRedis, type RedisClient } from '../config/redis.js';
 import { operationDoneChannel, parseAnnouncement, type AnnouncedOperation } from '../db/operation-done.js';
 

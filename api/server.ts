@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { ensureAdminKey } from '../db/queries/api-keys.js';
 import { sha256 } from '../domain/tokens.js';
-import { runEntryPoint } from '../workers/entry.js';
+import { runEntryPoint } from '../app/entry.js';
 import { createApp } from './app.js';
 import { OperationWaiter } from './operation-waiter.js';
 

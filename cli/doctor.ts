@@ -1,6 +1,6 @@
 import { statfs } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { describeRedis, redisServers } from '../config/redis.js';
 import { migrationsCurrent } from '../db/knex.js';
 

@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig, loadDotEnv, type Config } from '../config/env.js';
 import { createLogger } from '../config/logger.js';
-import { closeDeps, createDeps } from '../config/deps.js';
+import { closeDeps, createDeps } from '../app/deps.js';
 import { redisConfigured } from '../config/redis.js';
 import { doctor, formatReport } from './doctor.js';
 import { backup, restore } from './backup.js';

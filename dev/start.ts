@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { loadConfigOrExit, type Config } from '../config/env.js';
-import { closeDeps, createDeps } from '../config/deps.js';
+import { closeDeps, createDeps } from '../app/deps.js';
 import { redisConfigured } from '../config/redis.js';
 import { createKnex, migrateLatest } from '../db/knex.js';
 import { seedDemo, type DemoData } from '../db/seeds/demo.js';

@@ -1,6 +1,6 @@
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { archiveChainPrefix, auditChains, chainPrefix, linkHolds, type AuditRow } from '../db/queries/audit-events.js';
 import type { BatchStep } from './batches.js';
 

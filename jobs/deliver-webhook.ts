@@ -1,4 +1,4 @@
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { open } from '../domain/secret-box.js';
 import { retryDelayMs, signatureHeader } from '../domain/webhook-signature.js';
 import { disableEndpoint, findDelivery, findEndpoint, recordAttempt, type AttemptLog } from '../db/queries/webhooks.js';

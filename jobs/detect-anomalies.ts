@@ -1,4 +1,4 @@
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { formatMinor } from '../domain/money.js';
 import { RISK_RULES, windowStart, type RiskRule } from '../domain/risk-rules.js';
 import { appendAudit } from '../db/queries/audit-events.js';

@@ -1,4 +1,4 @@
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { MAINTENANCE_JOBS, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType, type WebhookPayload } from './names.js';
 import { applyCharge } from './charge.js';
 import { applyRefund } from './refund.js';

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { AppError } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
 import { auditAppend, takeChainTurn, type ChainTurn } from '../db/queries/audit-events.js';

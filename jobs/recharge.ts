@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { isRechargeable } from '../domain/discount.js';
 import { AppError } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';

@@ -1,4 +1,4 @@
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { listStaleOpen } from '../db/queries/operations.js';
 import { operationJobOptions } from './queues.js';
 

@@ -1,4 +1,4 @@
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { createDeliveries, listOverdueDeliveries } from '../db/queries/webhooks.js';
 import { webhookJobOptions } from './queues.js';
 

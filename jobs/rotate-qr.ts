@@ -1,4 +1,4 @@
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 
 /**
  * Expires shared-card tokens older than SHARED_QR_TTL_S (a family card's QR should not live as

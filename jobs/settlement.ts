@@ -1,4 +1,4 @@
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { formatMinor } from '../domain/money.js';
 import { appendAudit } from '../db/queries/audit-events.js';
 import { writeEvent } from '../db/queries/events.js';

@@ -1,10 +1,10 @@
 import { Worker } from 'bullmq';
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { createRedis } from '../config/redis.js';
 import { assertHandlersComplete, deliverWebhook, maintenanceHandlers, operationHandlers } from '../jobs/index.js';
 import { MAINTENANCE_QUEUE, WEBHOOK_QUEUE, partitionQueueName, type WebhookPayload, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType } from '../jobs/names.js';
 import { runJob } from './run-job.js';
-import { runEntryPoint } from './entry.js';
+import { runEntryPoint } from '../app/entry.js';
 import { startOpsServer } from './ops-server.js';
 import { startProbes } from './probes.js';
 

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import express, { type Router } from 'express';
-import { healthRoutes } from '../api/routes/health.js';
-import type { Deps } from '../config/deps.js';
+import { healthRoutes } from '../app/health.js';
+import type { Deps } from '../app/deps.js';
 
 /**
  * /health, /ready and /metrics of a process without the API (worker, scheduler) on its own port;

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { AppError } from '../domain/errors.js';
 import type { Handler } from '../jobs/index.js';
 import { failOperation } from '../jobs/operation-runner.js';

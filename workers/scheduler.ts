@@ -1,10 +1,10 @@
 import { Router } from 'express';
 import { schedule, type ScheduledTask, type TaskContext } from 'node-cron';
-import type { Deps } from '../config/deps.js';
+import type { Deps } from '../app/deps.js';
 import { previousLocalDay } from '../db/queries/settlements.js';
 import { maintenanceJobOptions } from '../jobs/queues.js';
 import type { MaintenanceJob, MaintenancePayload } from '../jobs/names.js';
-import { runEntryPoint } from './entry.js';
+import { runEntryPoint } from '../app/entry.js';
 import { startOpsServer } from './ops-server.js';
 
 interface Tick {

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { AppError } from '../../domain/errors.js';
 import { roleOfKey, sha256, type KeyRole } from '../../domain/tokens.js';
 import type { Principal } from '../context.js';

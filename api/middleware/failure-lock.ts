@@ -1,4 +1,4 @@
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { AppError, type ErrorCode } from '../../domain/errors.js';
 
 // Counts a failure; the count lives `lockMs` from the first failure, and from the one that reaches the limit.

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { AppError } from '../../domain/errors.js';
 
 // Counts a hit and gives the window's key its expiry on the first one: one command per check

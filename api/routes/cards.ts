@@ -1,6 +1,6 @@
 import bcrypt from 'bcryptjs';
 import { Router, type Request } from 'express';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { countBindings, deleteBinding, findBinding, insertBinding, listBindings } from '../../db/queries/bindings.js';
 import { changeBalance, changePoints } from '../../db/queries/ledgers.js';
 import { loadLevels } from '../../db/queries/levels.js';

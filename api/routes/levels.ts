@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { listLevelRows, replaceLevelRows } from '../../db/queries/levels.js';
 import { recomputeCardLevels } from '../../db/queries/member-cards.js';
 import { allow } from '../middleware/auth.js';

@@ -1,5 +1,5 @@
 import { Router, type Request } from 'express';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import type { Db } from '../../db/knex.js';
 import { createApiKey, revokeMemberTokens } from '../../db/queries/api-keys.js';
 import { insertBinding } from '../../db/queries/bindings.js';

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { createApiKey, findMerchantKey, revokeApiKey } from '../../db/queries/api-keys.js';
 import { findMerchant, insertMerchant, lockMerchant, setMerchantStatus, type MerchantRow } from '../../db/queries/merchants.js';
 import { isUniqueViolation } from '../../db/pg-errors.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { canonicalJson } from '../../domain/audit-chain.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import { parseAmount } from '../../domain/money.js';

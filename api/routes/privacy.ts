@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import { anonymizeMember, collectMemberData } from '../../db/queries/member-data.js';
 import { lockMember } from '../../db/queries/members.js';

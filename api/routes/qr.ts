@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { cardRateMilli } from '../../domain/card-rate.js';
 import { AppError } from '../../domain/errors.js';
 import { maskCardNo } from '../../domain/masking.js';

@@ -1,6 +1,6 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import { appendAudit } from '../../db/queries/audit-events.js';
 import { advanceSettlement, findSettlement, listSettlements } from '../../db/queries/settlements.js';

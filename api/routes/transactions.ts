@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { forbidden, notFound } from '../../domain/errors.js';
 import { listTransactions, type TransactionFilter } from '../../db/queries/transactions.js';
 import { cardFor, isUuid } from '../access.js';

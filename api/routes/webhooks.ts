@@ -1,6 +1,6 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import { seal } from '../../domain/secret-box.js';
 import { randomSecret } from '../../domain/tokens.js';

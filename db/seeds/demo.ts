@@ -1,6 +1,6 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import bcrypt from 'bcryptjs';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { createApiKey } from '../queries/api-keys.js';
 import { insertCard } from '../queries/member-cards.js';
 import { findOperation, insertOperation } from '../queries/operations.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { loadConfig, type Config } from '../../config/env.js';
-import { closeDeps, createDeps, type Deps } from '../../config/deps.js';
+import { closeDeps, createDeps, type Deps } from '../../app/deps.js';
 import type { Logger } from '../../config/logger.js';
 import { createApp } from '../../api/app.js';
 import { OperationWaiter } from '../../api/operation-waiter.js';

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { doctor, formatReport } from '../../cli/doctor.js';
 import { loadConfig } from '../../config/env.js';
-import { closeDeps, createDeps, type Deps } from '../../config/deps.js';
+import { closeDeps, createDeps, type Deps } from '../../app/deps.js';
 import { createKnex, migrateLatest } from '../../db/knex.js';
 import { testEnv } from '../helpers/env.js';
 import { insertOperation } from '../helpers/sql-rows.js';

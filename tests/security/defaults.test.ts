@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { closeDeps, createDeps } from '../../config/deps.js';
+import { closeDeps, createDeps } from '../../app/deps.js';
 import { loadConfig } from '../../config/env.js';
 import { startApi } from '../../api/server.js';
 import { newApiKey } from '../../domain/tokens.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { startApi } from '../../api/server.js';
-import { closeDeps, createDeps } from '../../config/deps.js';
+import { closeDeps, createDeps } from '../../app/deps.js';
 import { loadConfig } from '../../config/env.js';
 import { testEnv } from '../helpers/env.js';
 import { countRows, createAppKey, createMember, createMerchant, issueCard, memberWithToken } from '../helpers/fixtures.js';

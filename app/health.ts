@@ -1,8 +1,8 @@
 import { Router } from 'express';
-import type { Deps } from '../../config/deps.js';
-import { migrationsCurrent } from '../../db/knex.js';
-import { AppError } from '../../domain/errors.js';
-import { sha256, sameDigest } from '../../domain/tokens.js';
+import type { Deps } from './deps.js';
+import { migrationsCurrent } from '../db/knex.js';
+import { AppError } from '../domain/errors.js';
+import { sha256, sameDigest } from '../domain/tokens.js';
 
 export function healthRoutes(deps: Deps): Router {
   const router = Router();

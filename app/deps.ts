@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
-import type { Config } from './env.js';
-import { createLogger, type Logger } from './logger.js';
-import { createMetrics, type Metrics } from './metrics.js';
-import { createRedis, redisConfigured, whenReady, type RedisClient } from './redis.js';
+import type { Config } from '../config/env.js';
+import { createLogger, type Logger } from '../config/logger.js';
+import { createMetrics, type Metrics } from '../config/metrics.js';
+import { createRedis, redisConfigured, whenReady, type RedisClient } from '../config/redis.js';
 import { createKnex, type KnexOptions } from '../db/knex.js';
 import { createQueues, type Queues } from '../jobs/queues.js';
 

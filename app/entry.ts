@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { loadConfigOrExit } from '../config/env.js';
-import { closeDeps, createDeps, type Deps } from '../config/deps.js';
+import { closeDeps, createDeps, type Deps } from './deps.js';
 import { describeRedis } from '../config/redis.js';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
