@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import type { Deps } from '../../config/deps.js';
+import type { Deps } from '../../app/deps.js';
 import { createApiKey, lockActiveAdminKeys, operatorKeys, revokeApiKey, type ApiKeyRow } from '../../db/queries/api-keys.js';
 import { newestFirst } from '../../db/knex.js';
 import { AppError, notFound } from '../../domain/errors.js';
