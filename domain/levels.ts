@@ -12,3 +12,8 @@ export function levelFor(points: number, levels: readonly Level[]): Level {
   if (!best) throw new RangeError('membership_levels has no level for 0 points');
   return best;
 }
+
+/** The level after a points change: recomputed from the new points when they moved, else as it was. */
+export function levelAfterPoints(levelBefore: number, pointsAfter: number, pointsDelta: number, levels: readonly Level[]): number {
+  return pointsDelta ? levelFor(pointsAfter, levels).level : levelBefore;
+}

@@ -1,0 +1,111 @@
+import { cardRateMilli } from './card-rate.js';
+import { refusal, isRefusal, type Refusal } from './decision.js';
+import { applyDiscount, paysFromBalance, pointsEarned, type CardType } from './discount.js';
+import { levelAfterPoints, type Level } from './levels.js';
+import { mayAct } from './may-act.js';
+import { formatMinor } from './money.js';
+
+/** What a charge is decided on: the locked card, the presented QR, and who is involved. */
+export interface ChargeState {
+  /** The card, or undefined when there is none for the operation. */
+  card:
+    | {
+        id: string;
+        type: CardType;
+        status: string;
+        is_expired: boolean;
+        balance_minor: number;
+        points: number;
+        level: number;
+        fixed_discount: string | null;
+      }
+    | undefined;
+  /** The presented token's row when it is live (nulls when it is not). */
+  qr: { cardId: string | null; expiresAt: Date | null };
+  payerRole: string | null;
+  merchantStatus: string | null;
+  ownerStatus: string | null;
+  payerStatus: string | null;
+}
+
+export interface ChargeRequest {
+  amountMinor: number;
+  paymentMethod: string | null;
+  /** When the operation was accepted: the QR counts as presented then. */
+  presentedAt: Date;
+}
+
+export interface ChargeRules {
+  levels: readonly Level[];
+}
+
+export interface ChargePlan {
+  rawMinor: number;
+  /** The rate applied, in thousandths. */
+  discountMilli: number;
+  finalMinor: number;
+  viaBalance: boolean;
+  /** What the card's balance moves by: −final when it pays from balance, 0 for standard cards. */
+  balanceDeltaMinor: number;
+  balanceAfterMinor: number;
+  pointsEarned: number;
+  pointsAfter: number;
+  /** The card's level after the points (unchanged when none are earned). */
+  levelAfter: number;
+  /** A voucher is used up by its one payment. */
+  voucherUsed: boolean;
+  /** The payment method the transaction records. */
+  paymentMethod: string | null;
+}
+
+/** A charge that was refused for the QR itself (counted as an invalid QR). */
+export type ChargeRefusal = Refusal & { qrInvalid?: boolean };
+
+/**
+ * A charge (DESIGN.md §2), decided without I/O: QR, then who may pay, then the card, then the
+ * money. The discount follows the level before the payment; final = round half up (raw × rate);
+ * points = floor(raw) in whole units for standard and prepaid cards; the level is recomputed after.
+ */
+export function decideCharge(state: ChargeState, request: ChargeRequest, rules: ChargeRules): ChargeRefusal | ChargePlan {
+  const { card, qr } = state;
+  if (!card || qr.cardId !== card.id || !qr.expiresAt || qr.expiresAt <= request.presentedAt) {
+    return { ...refusal('QR_EXPIRED_OR_INVALID', 'The QR code has expired or is not valid; ask the member to refresh it'), qrInvalid: true };
+  }
+  const refused = mayAct(card, { merchantStatus: state.merchantStatus, ownerStatus: state.ownerStatus, actorStatus: state.payerStatus }, { role: state.payerRole }, 'pay');
+  if (refused) return refused;
+  if (card.type === 'standard' && !request.paymentMethod) return refusal('PAYMENT_METHOD_REQUIRED', 'A standard card pays with an external method: give payment_method');
+
+  const rate = cardRateMilli(card, rules.levels);
+  const finalMinor = applyDiscount(request.amountMinor, rate);
+  const viaBalance = paysFromBalance(card.type);
+  if (viaBalance && card.balance_minor < finalMinor) {
+    return refusal('INSUFFICIENT_BALANCE', 'The card balance is not enough for this payment', { balance: formatMinor(card.balance_minor), needed: formatMinor(finalMinor) });
+  }
+  const earned = pointsEarned(request.amountMinor, card.type);
+  const balanceDeltaMinor = viaBalance ? -finalMinor : 0;
+  const pointsAfter = card.points + earned;
+  return {
+    rawMinor: request.amountMinor,
+    discountMilli: rate,
+    finalMinor,
+    viaBalance,
+    balanceDeltaMinor,
+    balanceAfterMinor: card.balance_minor + balanceDeltaMinor,
+    pointsEarned: earned,
+    pointsAfter,
+    levelAfter: levelAfterPoints(card.level, pointsAfter, earned, rules.levels),
+    voucherUsed: card.type === 'voucher',
+    paymentMethod: viaBalance ? 'balance' : request.paymentMethod,
+  };
+}
+
+/** What a refused operation tells the outbox: a failed payment tells its merchant (payment.failed); other types tell nobody. */
+export function refusalNotice(
+  op: { id: string; type: string; amountMinor: number; externalOrderId: unknown },
+  refused: { code: string; message: string },
+): { type: 'payment.failed'; data: Record<string, unknown> } | null {
+  if (op.type !== 'payment') return null;
+  return { type: 'payment.failed', data: { operation_id: op.id, amount: formatMinor(op.amountMinor), external_order_id: op.externalOrderId ?? null, error: { code: refused.code, message: refused.message } } };
+}
+
+export { isRefusal };
