@@ -4,6 +4,7 @@ import type { Deps } from '../../app/deps.js';
 import { cardRateMilli } from '../../domain/card-rate.js';
 import { AppError } from '../../domain/errors.js';
 import { maskCardNo } from '../../domain/masking.js';
+import { mayAct } from '../../domain/may-act.js';
 import { formatRate } from '../../domain/money.js';
 import { newQrToken, sha256 } from '../../domain/tokens.js';
 import { appendAudit } from '../../db/queries/audit-events.js';
@@ -41,17 +42,13 @@ export function qrRoutes(deps: Deps): Router {
     await countHit(deps, 'qr-issue', config.RATE_LIMIT_QR_ISSUE_PER_CARD_PER_MIN, card.id);
     const memberId = principal.memberId ?? body.member_id ?? card.owner_member_id;
     const binding = await db('card_bindings').where({ card_id: card.id, member_id: memberId }).first('role');
-    if (!binding) throw new AppError('NOT_FOUND', 'That member is not bound to this card');
-    if (binding.role === 'viewer') throw new AppError('FORBIDDEN', 'A viewer of this card may not pay with it');
-    // Refused now with the code the charge would end with, rather than handing out a QR that cannot pay.
-    if (card.type === 'voucher' && card.status === 'used') throw new AppError('VOUCHER_ALREADY_USED', 'The voucher has already been used');
-    if (card.status !== 'active') throw new AppError('CARD_NOT_ACTIVE', `The card is ${card.status}`);
     const { rows } = await db.raw<{ rows: { member_status: string | null; card_expired: boolean }[] }>(
       `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS member_status, coalesce(?::timestamptz <= now(), false) AS card_expired`,
       [memberId, card.expires_at],
     );
-    if (rows[0]!.card_expired) throw new AppError('CARD_EXPIRED', 'The card has expired');
-    if (rows[0]!.member_status !== 'active') throw new AppError('MEMBER_SUSPENDED', 'The member is suspended');
+    // Refused now with the code the charge would end with, rather than handing out a QR that cannot pay.
+    const refused = mayAct({ ...card, is_expired: rows[0]!.card_expired }, { actorStatus: rows[0]!.member_status }, { role: binding?.role ?? null }, 'issue-qr');
+    if (refused) throw new AppError(refused.refused, refused.message, refused.details);
 
     const token = newQrToken();
     const ttl = body.ttl_seconds ?? config.QR_DEFAULT_TTL_S;
