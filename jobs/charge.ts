@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
-import { cardRateMilli } from '../domain/card-rate.js';
-import { applyDiscount, paysFromBalance, pointsEarned } from '../domain/discount.js';
-import { AppError } from '../domain/errors.js';
+import { decideCharge, isRefusal } from '../domain/decide-charge.js';
 import { maskCardNo, maskName } from '../domain/masking.js';
 import { formatMinor, formatRate } from '../domain/money.js';
 import { cardChange } from '../db/queries/ledgers.js';
@@ -13,9 +11,7 @@ import type { OperationRecord } from '../db/queries/operations.js';
 import { qrUse } from '../db/queries/qr.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
 import type { Read } from '../db/knex.js';
-import type { Applied } from './operation-runner.js';
-
-const refuse = (code: ConstructorParameters<typeof AppError>[0], message: string) => new AppError(code, message);
+import { Refused, type Applied } from './operation-runner.js';
 
 /** The card of a charge, locked, with the presented QR and everything the checks need. */
 interface ChargeRows extends MemberCardRow {
@@ -67,69 +63,66 @@ async function lockChargeRows(read: Read, trx: Knex.Transaction, cardId: string,
  */
 export async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
   const card = op.card_id && op.qr_token_hash ? await lockChargeRows(read, trx, op.card_id, op.merchant_id, op.qr_token_hash) : undefined;
-  if (!card || card.qr_card_id !== card.id || !card.qr_expires_at || card.qr_expires_at <= op.created_at) {
-    deps.metrics.qrEvents.inc({ event: 'invalid' });
-    throw refuse('QR_EXPIRED_OR_INVALID', 'The QR code has expired or is not valid; ask the member to refresh it');
+  const levels = card ? toLevels(card.levels) : [];
+  const plan = decideCharge(
+    {
+      card,
+      qr: { cardId: card?.qr_card_id ?? null, expiresAt: card?.qr_expires_at ?? null },
+      payerRole: card?.payer_role ?? null,
+      merchantStatus: card?.merchant_status ?? null,
+      ownerStatus: card?.owner_status ?? null,
+      payerStatus: card?.payer_status ?? null,
+    },
+    { amountMinor: op.amount_minor, paymentMethod: op.payment_method, presentedAt: op.created_at },
+    { levels },
+  );
+  if (isRefusal(plan)) {
+    // Counted once the batch commits: a batch retried alone must not count it twice.
+    throw new Refused(plan.refused, plan.message, plan.details, plan.qrInvalid ? () => deps.metrics.qrEvents.inc({ event: 'invalid' }) : undefined);
   }
-  if (!card.payer_role || card.payer_role === 'viewer') throw refuse('QR_EXPIRED_OR_INVALID', 'The QR code is no longer valid for this card');
-  if (card.merchant_status !== 'active') throw refuse('MERCHANT_SUSPENDED', 'The merchant is suspended');
-  if (card.owner_status !== 'active' || card.payer_status !== 'active') throw refuse('MEMBER_SUSPENDED', 'The member is suspended');
-  if (card.type === 'voucher' && card.status === 'used') throw refuse('VOUCHER_ALREADY_USED', 'The voucher has already been used');
-  if (card.status !== 'active') throw refuse('CARD_NOT_ACTIVE', `The card is ${card.status}`);
-  if (card.is_expired) throw refuse('CARD_EXPIRED', 'The card has expired');
-  if (card.type === 'standard' && !op.payment_method) throw refuse('PAYMENT_METHOD_REQUIRED', 'A standard card pays with an external method: give payment_method');
-
-  const levels = toLevels(card.levels);
-  const rate = cardRateMilli(card, levels);
-  const finalMinor = applyDiscount(op.amount_minor, rate);
-  const viaBalance = paysFromBalance(card.type);
-  if (viaBalance && card.balance_minor < finalMinor) {
-    throw new AppError('INSUFFICIENT_BALANCE', 'The card balance is not enough for this payment', { balance: formatMinor(card.balance_minor), needed: formatMinor(finalMinor) });
-  }
-  const earned = pointsEarned(op.amount_minor, card.type);
+  const chargedCard = card!;
   const tx = {
     id: randomUUID(),
-    tx_no: card.tx_no,
+    tx_no: chargedCard.tx_no,
     type: 'payment' as const,
     operation_id: op.id,
-    card_id: card.id,
-    member_id: card.qr_member_id,
+    card_id: chargedCard.id,
+    member_id: chargedCard.qr_member_id,
     merchant_id: op.merchant_id,
-    raw_amount_minor: op.amount_minor,
-    discount_rate: formatRate(rate),
-    final_amount_minor: finalMinor,
-    points_earned: earned,
-    via_balance: viaBalance,
-    payment_method: viaBalance ? 'balance' : op.payment_method,
+    raw_amount_minor: plan.rawMinor,
+    discount_rate: formatRate(plan.discountMilli),
+    final_amount_minor: plan.finalMinor,
+    points_earned: plan.pointsEarned,
+    via_balance: plan.viaBalance,
+    payment_method: plan.paymentMethod,
     external_order_id: op.params.external_order_id ?? null,
     tag: op.params.tag ?? null,
   };
-  const { statements: cardWrites, after } = cardChange(trx, card, levels, {
+  const { statements: cardWrites } = cardChange(trx, chargedCard, {
     transactionId: tx.id,
-    balance: viaBalance ? { delta: -finalMinor, reason: 'payment' } : undefined,
-    points: { delta: earned, reason: 'earn' },
-    status: card.type === 'voucher' ? 'used' : undefined,
+    balance: plan.balanceDeltaMinor ? { delta: plan.balanceDeltaMinor, reason: 'payment' } : undefined,
+    points: { delta: plan.pointsEarned, reason: 'earn' },
+    level: plan.levelAfter,
+    status: plan.voucherUsed ? 'used' : undefined,
   });
   const writes = [transactionInsert(trx, tx), ...cardWrites];
-  if (deps.config.QR_SINGLE_USE) {
-    writes.push(...qrUse(trx, op.qr_token_hash!));
-    deps.metrics.qrEvents.inc({ event: 'used' });
-  }
+  if (deps.config.QR_SINGLE_USE) writes.push(...qrUse(trx, op.qr_token_hash!));
 
   const result = {
     tx_no: tx.tx_no,
-    raw_amount: formatMinor(op.amount_minor),
-    discount_rate: formatRate(rate),
-    final_amount: formatMinor(finalMinor),
-    points_earned: earned,
+    raw_amount: formatMinor(plan.rawMinor),
+    discount_rate: formatRate(plan.discountMilli),
+    final_amount: formatMinor(plan.finalMinor),
+    points_earned: plan.pointsEarned,
     payment_method: tx.payment_method,
-    card: { card_no: maskCardNo(card.card_no), type: card.type, level: after.level },
-    member: { name: maskName(card.payer_name ?? '') },
+    card: { card_no: maskCardNo(chargedCard.card_no), type: chargedCard.type, level: plan.levelAfter },
+    member: { name: maskName(chargedCard.payer_name ?? '') },
   };
   return {
     writes,
     result,
     event: { merchantId: op.merchant_id, type: 'payment.succeeded', data: { ...result, external_order_id: tx.external_order_id, tag: tx.tag } },
-    audit: { action: 'payment.succeeded', objectType: 'transaction', objectId: tx.tx_no, context: { operation_id: op.id, card_id: card.id, final_minor: finalMinor } },
+    audit: { action: 'payment.succeeded', objectType: 'transaction', objectId: tx.tx_no, context: { operation_id: op.id, card_id: chargedCard.id, final_minor: plan.finalMinor } },
+    afterCommit: deps.config.QR_SINGLE_USE ? () => deps.metrics.qrEvents.inc({ event: 'used' }) : undefined,
   };
 }

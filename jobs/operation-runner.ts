@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
-import { AppError } from '../domain/errors.js';
-import { formatMinor } from '../domain/money.js';
+import { refusalNotice } from '../domain/decide-charge.js';
+import type { Refusal } from '../domain/decision.js';
+import { AppError, type ErrorCode } from '../domain/errors.js';
 import { auditAppend, takeChainTurn, type ChainTurn } from '../db/queries/audit-events.js';
 import { eventInsert, type EventType } from '../db/queries/events.js';
 import { runTogether, type Read, type Statement } from '../db/knex.js';
@@ -16,6 +17,19 @@ export interface Applied {
   result: Record<string, unknown>;
   event: { merchantId: string | null; type: EventType; data: Record<string, unknown> };
   audit: { action: string; objectType: string; objectId: string; context: Record<string, unknown> };
+  /** Run once the batch has committed (metrics): never for a transaction that rolls back. */
+  afterCommit?: () => void;
+}
+
+/** A business refusal decided in domain/, thrown by an applier; `afterCommit` runs only once the batch commits. */
+export class Refused extends AppError {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, readonly afterCommit?: () => void) {
+    super(code, message, details);
+  }
+
+  static by(refusal: Refusal): Refused {
+    return new Refused(refusal.refused, refusal.message, refusal.details);
+  }
 }
 
 /**
@@ -40,38 +54,48 @@ export type Appliers = Record<OperationType, ApplyOperation>;
 export async function runOperation(deps: Deps, operationId: string, appliers: Appliers): Promise<unknown> {
   const started = await markProcessing(deps.db, operationId);
   if (!started) return { skipped: 'already terminal' };
-  let finished: OperationRecord[];
+  let committed: Committed;
   try {
-    finished = await applyBatch(deps, started, deps.config.OPERATION_BATCH_MAX - 1, appliers);
+    committed = await applyBatch(deps, started, deps.config.OPERATION_BATCH_MAX - 1, appliers);
   } catch (err) {
     if (deps.config.OPERATION_BATCH_MAX === 1) throw err;
     // Trouble with one operation of the batch must not become the others' (nor this job's): this
     // job's operation again, alone; the others keep their own jobs, which log their own trouble.
-    finished = await applyBatch(deps, started, 0, appliers);
+    committed = await applyBatch(deps, started, 0, appliers);
   }
+  const { finished, afterCommit } = committed;
   crashPoint(deps.config, 'after-commit-before-ack');
+  for (const run of afterCommit) run();
   await announce(deps, finished);
   await removeJobsOfPeers(deps, started, finished);
   return { status: finished.find((op) => op.id === operationId)?.status ?? 'already terminal' };
 }
 
+/** The operations a batch ended, and what to run once it has committed. */
+interface Committed {
+  finished: OperationRecord[];
+  afterCommit: (() => void)[];
+}
+
 /** Locks the operation and its peers, applies each in turn, and commits them together. */
-function applyBatch(deps: Deps, started: OperationRecord, peers: number, appliers: Appliers): Promise<OperationRecord[]> {
+function applyBatch(deps: Deps, started: OperationRecord, peers: number, appliers: Appliers): Promise<Committed> {
   return deps.db.transaction(async (trx) => {
     const { ops: locked, now } = await lockBatch(trx, started.id, started.partition, peers);
     const ops = locked.filter((op) => !isTerminal(op.status));
-    if (!ops.length) return [];
+    if (!ops.length) return { finished: [], afterCommit: [] };
     const audit = await takeChainTurn(trx, chainOf(started), ops.length);
     const held = new HeldWrites(trx);
     const finished: OperationRecord[] = [];
+    const afterCommit: (() => void)[] = [];
     for (const op of ops) {
-      const { outcome, writes } = await decide(trx, op, deps, appliers[op.type], held.reader(op.card_id), audit);
+      const { outcome, writes, after } = await decide(trx, op, deps, appliers[op.type], held.reader(op.card_id), audit);
       await held.hold(op.card_id, [outcomeUpdate(trx, op.id, outcome).toSQL(), ...writes]);
       finished.push(ended(op, outcome, now));
+      if (after) afterCommit.push(after);
     }
     await held.flush([audit.moveHead()]);
     crashPoint(deps.config, 'before-commit');
-    return finished;
+    return { finished, afterCommit };
   });
 }
 
@@ -79,17 +103,24 @@ function applyBatch(deps: Deps, started: OperationRecord, peers: number, applier
  * Applies one operation's rules: succeeded with its writes, or failed with the business code it
  * was refused with (and only its event and audit). Any other error aborts the batch.
  */
-async function decide(trx: Knex.Transaction, op: OperationRecord, deps: Deps, apply: ApplyOperation, read: Read, audit: ChainTurn): Promise<{ outcome: Outcome; writes: Statement[] }> {
+async function decide(
+  trx: Knex.Transaction,
+  op: OperationRecord,
+  deps: Deps,
+  apply: ApplyOperation,
+  read: Read,
+  audit: ChainTurn,
+): Promise<{ outcome: Outcome; writes: Statement[]; after?: () => void }> {
   let applied: Applied;
   try {
     applied = await apply(trx, op, deps, read);
   } catch (err) {
     if (!(err instanceof AppError) || err.retryable) throw err;
     const { outcome, writes } = refusal(trx, op, err);
-    return { outcome, writes: [...writes, audit.append(refusalAudit(op, err))] };
+    return { outcome, writes: [...writes, audit.append(refusalAudit(op, err))], after: err instanceof Refused ? err.afterCommit : undefined };
   }
   const event = eventInsert(trx, { ...applied.event, data: { operation_id: op.id, ...applied.event.data } }).toSQL();
-  return { outcome: { status: 'succeeded', result: applied.result }, writes: [...applied.writes, event, audit.append({ ...actorOf(op), ...applied.audit })] };
+  return { outcome: { status: 'succeeded', result: applied.result }, writes: [...applied.writes, event, audit.append({ ...actorOf(op), ...applied.audit })], after: applied.afterCommit };
 }
 
 /** The operation as its outcome leaves it (its row says the same once committed). */
@@ -169,10 +200,8 @@ export async function failOperation(deps: Deps, operationId: string, error: AppE
 /** A failed outcome with `error.code`; payments that fail tell their merchant (payment.failed) through the outbox. */
 function refusal(trx: Knex.Transaction, op: OperationRecord, error: AppError) {
   const writes: Statement[] = [];
-  if (op.type === 'payment') {
-    const data = { operation_id: op.id, amount: formatMinor(op.amount_minor), external_order_id: op.params.external_order_id ?? null, error: { code: error.code, message: error.message } };
-    writes.push(eventInsert(trx, { merchantId: op.merchant_id, type: 'payment.failed', data }).toSQL());
-  }
+  const notice = refusalNotice({ id: op.id, type: op.type, amountMinor: op.amount_minor, externalOrderId: op.params.external_order_id }, error);
+  if (notice) writes.push(eventInsert(trx, { merchantId: op.merchant_id, ...notice }).toSQL());
   return { outcome: { status: 'failed' as const, code: error.code, message: error.message }, writes };
 }
 

@@ -1,20 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
-import { isRechargeable } from '../domain/discount.js';
-import { AppError } from '../domain/errors.js';
+import { decideRecharge, rechargeNotAllowed } from '../domain/decide-recharge.js';
+import { isRefusal } from '../domain/decision.js';
 import { formatMinor } from '../domain/money.js';
 import { cardChange } from '../db/queries/ledgers.js';
 import { lockCardStatement, type LockedCard } from '../db/queries/member-cards.js';
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
-import type { Applied } from './operation-runner.js';
+import { Refused, type Applied } from './operation-runner.js';
 
 /** A recharge (DESIGN.md §2): prepaid and corporate only, resulting balance within MAX_BALANCE, no points. */
 export async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
   const [card] = op.card_id ? await read<LockedCard>(lockCardStatement(op.card_id)) : [];
-  if (!card || !isRechargeable(card.type)) throw new AppError('RECHARGE_NOT_ALLOWED', `Only prepaid and corporate cards can be recharged`);
+  const notAllowed = rechargeNotAllowed(card);
+  if (notAllowed || !card) throw Refused.by(notAllowed!);
   // Who is involved, and the recharge's number (reserved here; a refused recharge leaves a gap).
   const [parties] = (await read<{ owner_status: string; actor_status: string | null; tx_no: string }>({
     sql: `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS owner_status,
@@ -22,12 +23,9 @@ export async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, 
                  ${nextTxNoSql('recharge')} AS tx_no`,
     bindings: [card.owner_member_id, op.member_id],
   })) as [{ owner_status: string; actor_status: string | null; tx_no: string }];
-  if (parties.owner_status !== 'active' || (parties.actor_status !== null && parties.actor_status !== 'active')) throw new AppError('MEMBER_SUSPENDED', 'The member is suspended');
-  if (card.status !== 'active') throw new AppError('CARD_NOT_ACTIVE', `The card is ${card.status}`);
-  if (card.is_expired) throw new AppError('CARD_EXPIRED', 'The card has expired');
-  if (card.balance_minor + op.amount_minor > deps.config.MAX_BALANCE) {
-    throw new AppError('BALANCE_LIMIT_EXCEEDED', `A card may hold at most ${formatMinor(deps.config.MAX_BALANCE)}`, { balance: formatMinor(card.balance_minor) });
-  }
+  // An actor without a profile is no actor: only the owner is then checked, as always.
+  const plan = decideRecharge({ card, ownerStatus: parties.owner_status, actorStatus: parties.actor_status ?? undefined }, { amountMinor: op.amount_minor }, { maxBalanceMinor: deps.config.MAX_BALANCE });
+  if (isRefusal(plan)) throw Refused.by(plan);
   const tx = {
     id: randomUUID(),
     tx_no: parties.tx_no,
@@ -35,15 +33,14 @@ export async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, 
     operation_id: op.id,
     card_id: card.id,
     member_id: op.member_id ?? card.owner_member_id,
-    raw_amount_minor: op.amount_minor,
-    final_amount_minor: op.amount_minor,
+    raw_amount_minor: plan.amountMinor,
+    final_amount_minor: plan.amountMinor,
     via_balance: true,
     payment_method: op.payment_method,
     tag: op.params.tag ?? null,
   };
-  const { statements: cardWrites, after } = cardChange(trx, card, null, { transactionId: tx.id, balance: { delta: op.amount_minor, reason: 'recharge' } });
-  const balance = after.balance;
-  const result = { tx_no: tx.tx_no, card_id: card.id, amount: formatMinor(op.amount_minor), balance: formatMinor(balance) };
+  const { statements: cardWrites } = cardChange(trx, card, { transactionId: tx.id, balance: { delta: plan.balanceDeltaMinor, reason: 'recharge' } });
+  const result = { tx_no: tx.tx_no, card_id: card.id, amount: formatMinor(plan.amountMinor), balance: formatMinor(plan.balanceAfterMinor) };
   return {
     writes: [transactionInsert(trx, tx), ...cardWrites],
     result,

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
-import { AppError } from '../domain/errors.js';
+import { decideRefund } from '../domain/decide-refund.js';
+import { isRefusal } from '../domain/decision.js';
 import { formatMinor } from '../domain/money.js';
-import { paymentStatusAfterRefund, pointsClawback } from '../domain/refund-math.js';
 import { cardChange } from '../db/queries/ledgers.js';
 import { toLevels } from '../db/queries/levels.js';
 import { lockCardStatement, type LockedCard } from '../db/queries/member-cards.js';
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { lockPaymentForRefund, refundOnPayment, transactionInsert } from '../db/queries/transactions.js';
-import type { Applied } from './operation-runner.js';
+import { Refused, type Applied } from './operation-runner.js';
 
 /**
  * A refund (DESIGN.md §2): partial or whole, cumulative refunds capped at the payment's final
@@ -20,22 +20,10 @@ import type { Applied } from './operation-runner.js';
 export async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
   const [card] = op.card_id ? await read<LockedCard>(lockCardStatement(op.card_id)) : [];
   const payment = card && op.merchant_id && op.original_tx_no ? await lockPaymentForRefund(read, op.original_tx_no, op.merchant_id, deps.config.REFUND_WINDOW_DAYS) : undefined;
-  if (!card || !payment || payment.card_id !== card.id) throw new AppError('ORIGINAL_TX_NOT_FOUND', 'No payment of this merchant has that number');
-  if (payment.window_passed) throw new AppError('REFUND_WINDOW_EXPIRED', `Payments can be refunded for ${deps.config.REFUND_WINDOW_DAYS} days`);
-  const available = payment.final_amount_minor - payment.refunded_amount_minor;
-  if (op.amount_minor > available) {
-    throw new AppError('REFUND_EXCEEDS_AVAILABLE', 'The refund is more than what is left of the payment', { available: formatMinor(available) });
-  }
-
-  const clawed = pointsClawback({
-    pointsEarned: payment.points_earned,
-    finalMinor: payment.final_amount_minor,
-    refundedBeforeMinor: payment.refunded_amount_minor,
-    refundMinor: op.amount_minor,
-    cardPoints: card.points,
-  });
-  const refundedTotal = payment.refunded_amount_minor + op.amount_minor;
-  const originalStatus = paymentStatusAfterRefund(payment.final_amount_minor, refundedTotal);
+  const plan = decideRefund({ card, payment }, { amountMinor: op.amount_minor }, { refundWindowDays: deps.config.REFUND_WINDOW_DAYS, levels: payment ? toLevels(payment.levels) : [] });
+  if (isRefusal(plan) || !card || !payment) throw Refused.by(isRefusal(plan) ? plan : { refused: 'ORIGINAL_TX_NOT_FOUND', message: 'No payment of this merchant has that number' });
+  const clawed = plan.pointsClawed;
+  const originalStatus = plan.paymentStatusAfter;
   const refund = {
     id: randomUUID(),
     tx_no: payment.refund_tx_no,
@@ -53,14 +41,14 @@ export async function applyRefund(trx: Knex.Transaction, op: OperationRecord, de
     reason: op.params.reason ?? null,
     tag: op.params.tag ?? null,
   };
-  const { statements: cardWrites } = cardChange(trx, card, toLevels(payment.levels), {
+  const { statements: cardWrites } = cardChange(trx, card, {
     transactionId: refund.id,
-    balance: payment.via_balance ? { delta: op.amount_minor, reason: 'refund' } : undefined,
+    balance: plan.balanceDeltaMinor ? { delta: plan.balanceDeltaMinor, reason: 'refund' } : undefined,
     points: { delta: -clawed, reason: 'clawback' },
-    // A voucher whose only use is refunded in full can be used again (its value is back on it).
-    status: card.type === 'voucher' && card.status === 'used' && originalStatus === 'refunded' ? 'active' : undefined,
+    level: plan.levelAfter,
+    status: plan.voucherReusable ? 'active' : undefined,
   });
-  const writes = [transactionInsert(trx, refund), ...cardWrites, refundOnPayment(trx, payment.id, { refunded: op.amount_minor, clawed, status: originalStatus })];
+  const writes = [transactionInsert(trx, refund), ...cardWrites, refundOnPayment(trx, payment.id, { refunded: plan.refundMinor, clawed, status: originalStatus })];
 
   const result = {
     refund_tx_no: refund.tx_no,

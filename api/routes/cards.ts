@@ -12,6 +12,7 @@ import { insertTransaction } from '../../db/queries/transactions.js';
 import { cardRateMilli } from '../../domain/card-rate.js';
 import { isShareable } from '../../domain/discount.js';
 import { AppError, forbidden, notFound } from '../../domain/errors.js';
+import { levelAfterPoints } from '../../domain/levels.js';
 import { formatMinor, parseAmount } from '../../domain/money.js';
 import { cardFor, isUuid } from '../access.js';
 import { allow, principalOf } from '../middleware/auth.js';
@@ -245,7 +246,8 @@ export function cardRoutes(deps: Deps): Router {
       if (card.points + body.delta < 0) {
         throw new AppError('UNPROCESSABLE', `Points cannot go below 0: the card has ${card.points}`, { points: card.points, delta: body.delta });
       }
-      const after = await changePoints(trx, card, await loadLevels(trx), { delta: body.delta, reason: 'adjustment', note: body.reason, actorKeyId: principal.keyId });
+      const level = levelAfterPoints(card.level, card.points + body.delta, body.delta, await loadLevels(trx));
+      const after = await changePoints(trx, card, { delta: body.delta, level, reason: 'adjustment', note: body.reason, actorKeyId: principal.keyId });
       await recordAudit(trx, req, { action: 'card.points_adjust', objectType: 'card', objectId: id, context: { delta: body.delta, reason: body.reason, points_after: after.points } });
       return after;
     });

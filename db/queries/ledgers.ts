@@ -1,5 +1,4 @@
 import { runTogether, type Db, type Statement } from '../knex.js';
-import { levelFor, type Level } from '../../domain/levels.js';
 import type { MemberCardRow } from './member-cards.js';
 
 export interface CardChange {
@@ -11,18 +10,18 @@ export interface CardChange {
 /**
  * The only way a card's balance or points change: the card row and one ledger row per moved
  * quantity, as statements to run together (runTogether), so balance = Σ balance_ledger and
- * points = Σ point_ledger always hold. The level is recomputed from the new points; `status`
- * rides along (a voucher used or usable again). The caller holds the card's row lock; the CHECK
+ * points = Σ point_ledger always hold. The level and `status` are written as the caller decided
+ * them (domain/decide-*.ts); an absent level leaves the card's as it is. The caller holds the card's row lock; the CHECK
  * constraints refuse a negative result even if its arithmetic is wrong.
  */
-export function cardChange(trx: Db, card: MemberCardRow, levels: readonly Level[] | null, change: CardChange & { status?: string }): { statements: Statement[]; after: CardAfter } {
+export function cardChange(trx: Db, card: MemberCardRow, change: CardChange & { status?: string; level?: number }): { statements: Statement[]; after: CardAfter } {
   const balanceDelta = change.balance?.delta ?? 0;
   const pointsDelta = change.points?.delta ?? 0;
   const balance = card.balance_minor + balanceDelta;
   const points = card.points + pointsDelta;
-  const level = pointsDelta && levels ? levelFor(points, levels).level : card.level;
+  const level = change.level ?? card.level;
   const after = { balance, points, level };
-  if (!balanceDelta && !pointsDelta && !change.status) return { statements: [], after };
+  if (!balanceDelta && !pointsDelta && !change.status && level === card.level) return { statements: [], after };
   const statements = [
     trx('member_cards')
       .where({ id: card.id })
@@ -47,8 +46,8 @@ interface CardAfter {
 }
 
 /** Applies cardChange now, in one round trip, and returns the card's state after it. */
-export async function changeCard(trx: Db, card: MemberCardRow, levels: readonly Level[] | null, change: CardChange): Promise<CardAfter> {
-  const { statements, after } = cardChange(trx, card, levels, change);
+export async function changeCard(trx: Db, card: MemberCardRow, change: CardChange & { level?: number }): Promise<CardAfter> {
+  const { statements, after } = cardChange(trx, card, change);
   if (statements.length) await runTogether(trx, statements[0]!, statements.slice(1));
   Object.assign(card, { balance_minor: after.balance, points: after.points, level: after.level });
   return after;
@@ -56,15 +55,14 @@ export async function changeCard(trx: Db, card: MemberCardRow, levels: readonly 
 
 /** A balance-only change (recharges, voucher face value); returns the balance after it. */
 export async function changeBalance(trx: Db, card: MemberCardRow, change: { delta: number; transactionId: string; reason: 'payment' | 'refund' | 'recharge' }): Promise<number> {
-  return (await changeCard(trx, card, null, { transactionId: change.transactionId, balance: change })).balance;
+  return (await changeCard(trx, card, { transactionId: change.transactionId, balance: change })).balance;
 }
 
-/** A points-only change (admin adjustments); returns the points and level after it. */
+/** A points-only change (admin adjustments) with the level it leaves the card at; returns the points and level after it. */
 export async function changePoints(
   trx: Db,
   card: MemberCardRow,
-  levels: readonly Level[],
-  change: { delta: number; reason: 'earn' | 'clawback' | 'adjustment'; transactionId?: string; note?: string; actorKeyId?: string },
+  change: { delta: number; level: number; reason: 'earn' | 'clawback' | 'adjustment'; transactionId?: string; note?: string; actorKeyId?: string },
 ): Promise<{ points: number; level: number }> {
-  return changeCard(trx, card, levels, { transactionId: change.transactionId, points: change });
+  return changeCard(trx, card, { transactionId: change.transactionId, points: change, level: change.level });
 }
