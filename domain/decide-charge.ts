@@ -1,5 +1,5 @@
 import { cardRateMilli } from './card-rate.js';
-import { refusal, isRefusal, type Refusal } from './decision.js';
+import { refusal, type Refusal } from './decision.js';
 import { applyDiscount, paysFromBalance, pointsEarned, type CardType } from './discount.js';
 import { levelAfterPoints, type Level } from './levels.js';
 import { mayAct } from './may-act.js';
@@ -107,5 +107,3 @@ export function refusalNotice(
   if (op.type !== 'payment') return null;
   return { type: 'payment.failed', data: { operation_id: op.id, amount: formatMinor(op.amountMinor), external_order_id: op.externalOrderId ?? null, error: { code: refused.code, message: refused.message } } };
 }
-
-export { isRefusal };

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
-import { decideCharge, isRefusal } from '../domain/decide-charge.js';
+import { decideCharge } from '../domain/decide-charge.js';
+import { isRefusal } from '../domain/decision.js';
 import { maskCardNo, maskName } from '../domain/masking.js';
 import { formatMinor, formatRate } from '../domain/money.js';
 import { cardChange } from '../db/queries/ledgers.js';

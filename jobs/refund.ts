@@ -21,38 +21,41 @@ export async function applyRefund(trx: Knex.Transaction, op: OperationRecord, de
   const [card] = op.card_id ? await read<LockedCard>(lockCardStatement(op.card_id)) : [];
   const payment = card && op.merchant_id && op.original_tx_no ? await lockPaymentForRefund(read, op.original_tx_no, op.merchant_id, deps.config.REFUND_WINDOW_DAYS) : undefined;
   const plan = decideRefund({ card, payment }, { amountMinor: op.amount_minor }, { refundWindowDays: deps.config.REFUND_WINDOW_DAYS, levels: payment ? toLevels(payment.levels) : [] });
-  if (isRefusal(plan) || !card || !payment) throw Refused.by(isRefusal(plan) ? plan : { refused: 'ORIGINAL_TX_NOT_FOUND', message: 'No payment of this merchant has that number' });
+  if (isRefusal(plan)) throw Refused.by(plan);
+  // A plan means both were found (decideRefund refuses otherwise).
+  const refundedCard = card!;
+  const paid = payment!;
   const clawed = plan.pointsClawed;
   const originalStatus = plan.paymentStatusAfter;
   const refund = {
     id: randomUUID(),
-    tx_no: payment.refund_tx_no,
+    tx_no: paid.refund_tx_no,
     type: 'refund' as const,
     operation_id: op.id,
-    card_id: card.id,
-    member_id: payment.member_id,
+    card_id: refundedCard.id,
+    member_id: paid.member_id,
     merchant_id: op.merchant_id,
-    original_tx_id: payment.id,
+    original_tx_id: paid.id,
     raw_amount_minor: op.amount_minor,
     final_amount_minor: op.amount_minor,
     points_clawed_back: clawed,
-    via_balance: payment.via_balance,
-    payment_method: payment.payment_method,
+    via_balance: paid.via_balance,
+    payment_method: paid.payment_method,
     reason: op.params.reason ?? null,
     tag: op.params.tag ?? null,
   };
-  const { statements: cardWrites } = cardChange(trx, card, {
+  const { statements: cardWrites } = cardChange(trx, refundedCard, {
     transactionId: refund.id,
     balance: plan.balanceDeltaMinor ? { delta: plan.balanceDeltaMinor, reason: 'refund' } : undefined,
     points: { delta: -clawed, reason: 'clawback' },
     level: plan.levelAfter,
     status: plan.voucherReusable ? 'active' : undefined,
   });
-  const writes = [transactionInsert(trx, refund), ...cardWrites, refundOnPayment(trx, payment.id, { refunded: plan.refundMinor, clawed, status: originalStatus })];
+  const writes = [transactionInsert(trx, refund), ...cardWrites, refundOnPayment(trx, paid.id, { refunded: plan.refundMinor, clawed, status: originalStatus })];
 
   const result = {
     refund_tx_no: refund.tx_no,
-    original_tx_no: payment.tx_no,
+    original_tx_no: paid.tx_no,
     amount: formatMinor(op.amount_minor),
     points_clawed_back: clawed,
     original_status: originalStatus,
@@ -61,6 +64,6 @@ export async function applyRefund(trx: Knex.Transaction, op: OperationRecord, de
     writes,
     result,
     event: { merchantId: op.merchant_id, type: 'refund.succeeded', data: { ...result, reason: refund.reason, tag: refund.tag } },
-    audit: { action: 'refund.succeeded', objectType: 'transaction', objectId: refund.tx_no, context: { operation_id: op.id, original_tx_no: payment.tx_no, amount_minor: op.amount_minor } },
+    audit: { action: 'refund.succeeded', objectType: 'transaction', objectId: refund.tx_no, context: { operation_id: op.id, original_tx_no: paid.tx_no, amount_minor: op.amount_minor } },
   };
 }
