@@ -1,8 +1,7 @@
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
+import { AppError } from '../domain/errors.js';
 import { refusalNotice } from '../domain/decide-charge.js';
-import type { Refusal } from '../domain/decision.js';
-import { AppError, type ErrorCode } from '../domain/errors.js';
 import { auditAppend, takeChainTurn, type ChainTurn } from '../db/queries/audit-events.js';
 import { eventInsert, type EventType } from '../db/queries/events.js';
 import { runTogether, type Read, type Statement } from '../db/knex.js';
@@ -21,14 +20,10 @@ export interface Applied {
   afterCommit?: () => void;
 }
 
-/** A business refusal decided in domain/, thrown by an applier; `afterCommit` runs only once the batch commits. */
+/** A business refusal that has something to run once the batch commits (metrics); other refusals are plain AppErrors. */
 export class Refused extends AppError {
-  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, readonly afterCommit?: () => void) {
+  constructor(code: AppError['code'], message: string, details?: Record<string, unknown>, readonly afterCommit?: () => void) {
     super(code, message, details);
-  }
-
-  static by(refusal: Refusal): Refused {
-    return new Refused(refusal.refused, refusal.message, refusal.details);
   }
 }
 

@@ -2,20 +2,21 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
 import { decideRecharge, rechargeNotAllowed } from '../domain/decide-recharge.js';
-import { isRefusal } from '../domain/decision.js';
+import { AppError } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
+import { isRefusal } from '../domain/decision.js';
 import { cardChange } from '../db/queries/ledgers.js';
 import { lockCardStatement, type LockedCard } from '../db/queries/member-cards.js';
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
-import { Refused, type Applied } from './operation-runner.js';
+import type { Applied } from './operation-runner.js';
 
 /** A recharge (DESIGN.md §2): prepaid and corporate only, resulting balance within MAX_BALANCE, no points. */
 export async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
   const [card] = op.card_id ? await read<LockedCard>(lockCardStatement(op.card_id)) : [];
   const notAllowed = rechargeNotAllowed(card);
-  if (notAllowed || !card) throw Refused.by(notAllowed!);
+  if (notAllowed || !card) throw new AppError(notAllowed!.refused, notAllowed!.message);
   // Who is involved, and the recharge's number (reserved here; a refused recharge leaves a gap).
   const [parties] = (await read<{ owner_status: string; actor_status: string | null; tx_no: string }>({
     sql: `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS owner_status,
@@ -25,7 +26,7 @@ export async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, 
   })) as [{ owner_status: string; actor_status: string | null; tx_no: string }];
   // An actor without a profile is no actor: only the owner is then checked, as always.
   const plan = decideRecharge({ card, ownerStatus: parties.owner_status, actorStatus: parties.actor_status ?? undefined }, { amountMinor: op.amount_minor }, { maxBalanceMinor: deps.config.MAX_BALANCE });
-  if (isRefusal(plan)) throw Refused.by(plan);
+  if (isRefusal(plan)) throw new AppError(plan.refused, plan.message, plan.details);
   const tx = {
     id: randomUUID(),
     tx_no: parties.tx_no,

@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
+import { AppError } from '../domain/errors.js';
+import { formatMinor } from '../domain/money.js';
 import { decideRefund } from '../domain/decide-refund.js';
 import { isRefusal } from '../domain/decision.js';
-import { formatMinor } from '../domain/money.js';
 import { cardChange } from '../db/queries/ledgers.js';
 import { toLevels } from '../db/queries/levels.js';
 import { lockCardStatement, type LockedCard } from '../db/queries/member-cards.js';
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { lockPaymentForRefund, refundOnPayment, transactionInsert } from '../db/queries/transactions.js';
-import { Refused, type Applied } from './operation-runner.js';
+import type { Applied } from './operation-runner.js';
 
 /**
  * A refund (DESIGN.md §2): partial or whole, cumulative refunds capped at the payment's final
@@ -21,7 +22,7 @@ export async function applyRefund(trx: Knex.Transaction, op: OperationRecord, de
   const [card] = op.card_id ? await read<LockedCard>(lockCardStatement(op.card_id)) : [];
   const payment = card && op.merchant_id && op.original_tx_no ? await lockPaymentForRefund(read, op.original_tx_no, op.merchant_id, deps.config.REFUND_WINDOW_DAYS) : undefined;
   const plan = decideRefund({ card, payment }, { amountMinor: op.amount_minor }, { refundWindowDays: deps.config.REFUND_WINDOW_DAYS, levels: payment ? toLevels(payment.levels) : [] });
-  if (isRefusal(plan)) throw Refused.by(plan);
+  if (isRefusal(plan)) throw new AppError(plan.refused, plan.message, plan.details);
   // A plan means both were found (decideRefund refuses otherwise).
   const refundedCard = card!;
   const paid = payment!;
