@@ -157,7 +157,7 @@ const schema = z.object({
   RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: int(3000, 1, 10_000_000),
   RATE_LIMIT_QR_VALIDATE_PER_KEY_PER_MIN: int(600, 1, 10_000_000),
   RATE_LIMIT_BIND_PER_MIN: int(10, 1, 10_000),
-  RATE_LIMIT_QR_ISSUE_PER_CARD_PER_MIN: int(30, 1, 10_000),
+  RATE_LIMIT_QR_ISSUE_PER_CARD_PER_MIN: int(30, 1, 10_000_000),
   // Wrong binding passwords on one card, from any caller, before binding to it is locked for BINDING_LOCK_S.
   BINDING_MAX_FAILURES: int(5, 1, 1000),
   BINDING_LOCK_S: int(900, 1, 86_400),
