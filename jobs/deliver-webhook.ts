@@ -4,7 +4,7 @@ import { retryDelayMs, signatureHeader } from '../domain/webhook-signature.js';
 import { disableEndpoint, findDelivery, findEndpoint, recordAttempt, type AttemptLog } from '../db/queries/webhooks.js';
 import type { WebhookPayload } from './names.js';
 import { webhookJobOptions } from './queues.js';
-import { postToTarget, resolveWebhookTarget } from './webhook-target.js';
+import { postToTarget, resolveWebhookTarget, type WebhookTarget } from './webhook-target.js';
 
 const EXCERPT_BYTES = 512;
 const RESPONSE_CAP_BYTES = 64 * 1024;
@@ -106,7 +106,7 @@ async function releaseEndpointSlot(deps: Deps, endpointId: string): Promise<void
 async function post(url: string, body: string, headers: Record<string, string>, allowInsecure: boolean, timeoutMs: number): Promise<AttemptLog> {
   const started = Date.now();
   const at = new Date(started).toISOString();
-  let target;
+  let target: WebhookTarget;
   try {
     target = await resolveWebhookTarget(url, allowInsecure);
   } catch (err) {

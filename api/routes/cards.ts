@@ -1,10 +1,10 @@
 import bcrypt from 'bcryptjs';
 import { Router, type Request } from 'express';
 import type { Deps } from '../../app/deps.js';
-import { countBindings, deleteBinding, findBinding, insertBinding, listBindings } from '../../db/queries/bindings.js';
+import { countBindings, deleteBinding, findBinding, insertBinding, listBindings, setBindingRole } from '../../db/queries/bindings.js';
 import { changeBalance, changePoints } from '../../db/queries/ledgers.js';
 import { loadLevels } from '../../db/queries/levels.js';
-import { findCardByNo, insertCard, lockCard, setCardStatus, type MemberCardRow } from '../../db/queries/member-cards.js';
+import { findCardByNo, insertCard, lockCard, setBindingPasswordHash, setCardStatus, type MemberCardRow } from '../../db/queries/member-cards.js';
 import { findMember } from '../../db/queries/members.js';
 import { isUniqueViolation } from '../../db/pg-errors.js';
 import { endQrTokens } from '../../db/queries/qr.js';
@@ -195,10 +195,9 @@ export function cardRoutes(deps: Deps): Router {
     res.json({ ...bindingJson(removed), removed: true });
   });
 
-  /** Whether the caller manages the card's bindings: an admin key, or the card's owner. */
+  /** The card, if the caller manages its bindings: an admin key, or its owner (routes allow only admin and member keys). */
   const asOwnerOrAdmin = async (req: Request) => {
     const principal = principalOf(req);
-    if (principal.role !== 'admin' && principal.role !== 'member') throw forbidden('Only the card owner or an admin may do that');
     const { card, bindingRole } = await cardFor(db, principal, String(req.params.id), 'read');
     if (principal.role === 'member' && bindingRole !== 'owner') throw forbidden('Only the card owner or an admin may do that');
     return card;
@@ -213,7 +212,7 @@ export function cardRoutes(deps: Deps): Router {
       const binding = await findBinding(trx, card.id, memberId);
       if (!binding) throw notFound('binding');
       if (binding.role === 'owner') throw conflict('The owner binding keeps its role');
-      const [row] = await trx('card_bindings').where({ id: binding.id }).update({ role }).returning('*');
+      const row = await setBindingRole(trx, binding.id, role);
       // A viewer may not pay: its live QR ends with the change.
       const qrRevoked = role === 'viewer' ? await endQrTokens(trx, { card_id: card.id, member_id: memberId }, 'revoked') : 0;
       await recordAudit(trx, req, { action: 'card.binding_role', objectType: 'card', objectId: card.id, context: { member_id: memberId, before: binding.role, after: role, qr_revoked: qrRevoked } });
@@ -229,7 +228,7 @@ export function cardRoutes(deps: Deps): Router {
     const hash = await bcrypt.hash(password, BCRYPT_COST);
     await db.transaction(async (trx) => {
       await lockCard(trx, card.id);
-      await trx('member_cards').where({ id: card.id }).update({ binding_password_hash: hash });
+      await setBindingPasswordHash(trx, card.id, hash);
       await recordAudit(trx, req, { action: 'card.binding_password', objectType: 'card', objectId: card.id, context: {} });
     });
     res.status(204).end();

@@ -19,6 +19,11 @@ export async function findBinding(db: Db, cardId: string, memberId: string): Pro
   return db<BindingRow>('card_bindings').where({ card_id: cardId, member_id: memberId }).first();
 }
 
+export async function setBindingRole(db: Db, id: string, role: BindingRole): Promise<BindingRow> {
+  const [row] = await db<BindingRow>('card_bindings').where({ id }).update({ role }).returning('*');
+  return row!;
+}
+
 export async function listBindings(db: Db, cardId: string): Promise<BindingRow[]> {
   return db<BindingRow>('card_bindings').where({ card_id: cardId }).orderBy([{ column: 'created_at' }, { column: 'id' }]);
 }

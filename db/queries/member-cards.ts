@@ -109,3 +109,7 @@ export async function recomputeCardLevels(trx: Db): Promise<number> {
       WHERE l.id = c.id AND l.level IS NOT NULL AND c.level IS DISTINCT FROM l.level`,
   ).then((r: { rowCount: number }) => r.rowCount);
 }
+
+export async function setBindingPasswordHash(db: Db, cardId: string, hash: string): Promise<void> {
+  await db('member_cards').where({ id: cardId }).update({ binding_password_hash: hash });
+}
