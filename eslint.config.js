@@ -3,7 +3,8 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 /**
- * Imports point down only (CONVENTIONS.md "Layout"): api → jobs/workers → db → config → domain,
+ * Imports point down only (CONVENTIONS.md "Layout"): api → services → jobs/workers → operations →
+ * db → config → domain,
  * with app/ (composition root, entry wiring) and dev/, bench/, cli/, tests/ above everything.
  * Each block names the top-level folders a layer must not import; the regex matches a relative
  * import that climbs out to one of them (no folder inside a layer shares those names).
@@ -32,11 +33,13 @@ export default tseslint.config(
     files: ['tests/**/*.ts', 'bench/**/*.ts'],
     rules: { '@typescript-eslint/no-unused-expressions': 'off', '@typescript-eslint/no-explicit-any': 'off' },
   },
-  { files: ['domain/**/*.ts'], rules: upward(['app', 'api', 'workers', 'jobs', 'db', 'config', 'dev', 'bench', 'cli', 'tests'], 'domain/ imports nothing of the app') },
-  { files: ['config/**/*.ts'], rules: upward(['app', 'api', 'workers', 'jobs', 'db', 'dev', 'bench', 'cli', 'tests'], 'config/ imports only config/ and domain/') },
-  { files: ['db/**/*.ts'], rules: upward(['app', 'api', 'workers', 'jobs', 'dev', 'bench', 'cli', 'tests'], 'db/ imports only db/, domain/ and config/') },
+  { files: ['domain/**/*.ts'], rules: upward(['app', 'api', 'services', 'workers', 'jobs', 'operations', 'db', 'config', 'dev', 'bench', 'cli', 'tests'], 'domain/ imports nothing of the app') },
+  { files: ['config/**/*.ts'], rules: upward(['app', 'api', 'services', 'workers', 'jobs', 'operations', 'db', 'dev', 'bench', 'cli', 'tests'], 'config/ imports only config/ and domain/') },
+  { files: ['db/**/*.ts'], rules: upward(['app', 'api', 'services', 'workers', 'jobs', 'operations', 'dev', 'bench', 'cli', 'tests'], 'db/ imports only db/, domain/ and config/') },
   // The demo seed drives a real recharge through the job layer; only `npm start` (dev/) runs it.
   { files: ['db/seeds/**/*.ts'], rules: { 'no-restricted-imports': 'off' } },
-  { files: ['jobs/**/*.ts', 'workers/**/*.ts'], rules: upward(['api', 'dev', 'bench', 'cli', 'tests'], 'jobs/ and workers/ do not import api/') },
+  { files: ['operations/**/*.ts'], rules: upward(['app', 'api', 'services', 'workers', 'jobs', 'dev', 'bench', 'cli', 'tests'], 'operations/ imports only db/, config/ and domain/') },
+  { files: ['jobs/**/*.ts', 'workers/**/*.ts'], rules: upward(['api', 'services', 'dev', 'bench', 'cli', 'tests'], 'jobs/ and workers/ do not import api/ or services/') },
+  { files: ['services/**/*.ts'], rules: upward(['api', 'workers', 'dev', 'bench', 'cli', 'tests'], 'services/ do not import api/ or workers/') },
   { files: ['api/**/*.ts'], rules: upward(['workers', 'dev', 'bench', 'cli', 'tests'], 'api/ does not import workers/, dev/, bench/ or cli/') },
 );

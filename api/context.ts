@@ -1,16 +1,6 @@
-import type { KeyRole } from '../domain/tokens.js';
+import type { Principal } from '../domain/principal.js';
 
-/** Who is calling: resolved from the API key by the auth middleware. */
-export interface Principal {
-  keyId: string;
-  role: KeyRole;
-  merchantId: string | null;
-  memberId: string | null;
-  /** Idempotency keys are unique within this scope: the merchant, the member, or the key itself. */
-  scope: string;
-  /** Set when the merchant or member the key acts for is suspended (the key may then only read, or nothing). */
-  suspended?: 'merchant' | 'member';
-}
+export type { Principal };
 
 declare module 'express-serve-static-core' {
   interface Request {
