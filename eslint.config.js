@@ -7,12 +7,19 @@ import globals from 'globals';
  * db → config → domain,
  * with app/ (composition root, entry wiring) and dev/, bench/, cli/, tests/ above everything.
  * Each block names the top-level folders a layer must not import; the regex matches a relative
- * import that climbs out to one of them (no folder inside a layer shares those names).
+ * import that climbs out to one of them (no folder inside a layer shares those names). The Deps
+ * type may come from app/ everywhere.
  */
 const upward = (folders, why) => ({
-  'no-restricted-imports': [
+  '@typescript-eslint/no-restricted-imports': [
     'error',
-    { patterns: [{ regex: `^(\\.\\./)+(${folders.join('|')})(/|$)`, message: `Upward import: ${why} (CONVENTIONS.md "Layout").` }] },
+    {
+      patterns: [
+        { regex: `^(\\.\\./)+(${folders.filter((f) => f !== 'app').join('|')})(/|$)`, message: `Upward import: ${why} (CONVENTIONS.md "Layout").` },
+        // The Deps bag (app/deps.ts) is passed down to every layer (CONVENTIONS.md 5): its type, never its code.
+        ...(folders.includes('app') ? [{ regex: '^(\\.\\./)+app(/|$)', allowTypeImports: true, message: `Upward import: ${why}; only \`import type\` from app/ (CONVENTIONS.md "Layout").` }] : []),
+      ],
+    },
   ],
 });
 
@@ -37,7 +44,7 @@ export default tseslint.config(
   { files: ['config/**/*.ts'], rules: upward(['app', 'api', 'services', 'workers', 'jobs', 'operations', 'db', 'dev', 'bench', 'cli', 'tests'], 'config/ imports only config/ and domain/') },
   { files: ['db/**/*.ts'], rules: upward(['app', 'api', 'services', 'workers', 'jobs', 'operations', 'dev', 'bench', 'cli', 'tests'], 'db/ imports only db/, domain/ and config/') },
   // The demo seed drives a real recharge through the job layer; only `npm start` (dev/) runs it.
-  { files: ['db/seeds/**/*.ts'], rules: { 'no-restricted-imports': 'off' } },
+  { files: ['db/seeds/**/*.ts'], rules: { '@typescript-eslint/no-restricted-imports': 'off' } },
   { files: ['operations/**/*.ts'], rules: upward(['app', 'api', 'services', 'workers', 'jobs', 'dev', 'bench', 'cli', 'tests'], 'operations/ imports only db/, config/ and domain/') },
   { files: ['jobs/**/*.ts', 'workers/**/*.ts'], rules: upward(['api', 'services', 'dev', 'bench', 'cli', 'tests'], 'jobs/ and workers/ do not import api/ or services/') },
   { files: ['services/**/*.ts'], rules: upward(['api', 'workers', 'dev', 'bench', 'cli', 'tests'], 'services/ do not import api/ or workers/') },

@@ -3,7 +3,7 @@ import type { Db } from '../db/knex.js';
 import { appendAudit } from '../db/queries/audit-events.js';
 import type { MemberProfileRow } from '../db/queries/members.js';
 import { AppError, notFound } from '../domain/errors.js';
-import { isUuid } from './access.js';
+import { isUuid } from '../services/card-access.js';
 import { principalOf } from './middleware/auth.js';
 
 /** A path id; anything that is not a UUID cannot name a row, so it is 404 like a missing one. */
@@ -24,11 +24,6 @@ export function recordAudit(trx: Db, req: Request, event: { action: string; obje
     ip: req.ip ?? null,
     ...event,
   });
-}
-
-/** A 400 about one field, in the shape `parse` gives for schema failures. */
-export function fieldError(field: string, message: string): AppError {
-  return new AppError('VALIDATION_ERROR', `Invalid body: ${field}: ${message}`, { issues: [{ field, message }] });
 }
 
 /** A state machine step that does not apply to the current state (suspend twice, unfreeze an active card). */

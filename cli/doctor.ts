@@ -3,6 +3,8 @@ import type { Redis } from 'ioredis';
 import type { Deps } from '../app/deps.js';
 import { describeRedis, redisServers } from '../config/redis.js';
 import { migrationsCurrent } from '../db/knex.js';
+import { missingCheckValues } from '../db/queries/check-constraints.js';
+import { OPERATION_TYPES, REGISTRY_CHECKS } from '../operations/index.js';
 
 type Level = 'ok' | 'warn' | 'fail';
 interface Check {
@@ -50,6 +52,10 @@ export async function doctor(deps: Deps): Promise<Check[]> {
     });
   }
   await run('migrations', async () => ((await migrationsCurrent(db)) ? { level: 'ok', detail: 'current' } : { level: 'fail', detail: 'pending migrations: run `npm run cli -- migrate`' }));
+  await run('operation registry', async () => {
+    const problems = await missingCheckValues(db, REGISTRY_CHECKS);
+    return problems.length ? { level: 'fail', detail: problems.join('; ') } : { level: 'ok', detail: `${OPERATION_TYPES.length} kinds: ${OPERATION_TYPES.join(', ')}` };
+  });
   await run('redis', async () => {
     // Each master holds queues of its own: on a Cluster every one must be set right.
     const servers = redisServers(redis);

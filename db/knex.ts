@@ -38,7 +38,7 @@ export async function runTogether<T = Record<string, unknown>>(db: Db, main: Sta
   return rows;
 }
 
-/** How a worker's operation reads: its rows, in a round trip that may also carry earlier writes (operation-runner.ts). */
+/** How a worker's operation reads: its rows, in a round trip that may also carry earlier writes (operations/runner.ts). */
 export type Read = <T>(query: Statement) => Promise<T[]>;
 
 /**

@@ -2,7 +2,8 @@ import { cardRateMilli } from './card-rate.js';
 import { refusal, type Refusal } from './decision.js';
 import { applyDiscount, paysFromBalance, pointsEarned, type CardType } from './discount.js';
 import { levelAfterPoints, type Level } from './levels.js';
-import { mayAct } from './may-act.js';
+import type { ErrorCode } from './errors.js';
+import { ACT_REFUSALS, mayAct } from './may-act.js';
 import { formatMinor } from './money.js';
 
 /** What a charge is decided on: the locked card, the presented QR, and who is involved. */
@@ -58,6 +59,9 @@ export interface ChargePlan {
   paymentMethod: string | null;
 }
 
+/** Every code decideCharge refuses with. */
+export const CHARGE_REFUSALS = [...ACT_REFUSALS, 'PAYMENT_METHOD_REQUIRED', 'INSUFFICIENT_BALANCE'] as const satisfies readonly ErrorCode[];
+
 /** A charge that was refused for the QR itself (counted as an invalid QR). */
 export type ChargeRefusal = Refusal & { qrInvalid?: boolean };
 
@@ -97,13 +101,4 @@ export function decideCharge(state: ChargeState, request: ChargeRequest, rules: 
     voucherUsed: card.type === 'voucher',
     paymentMethod: viaBalance ? 'balance' : request.paymentMethod,
   };
-}
-
-/** What a refused operation tells the outbox: a failed payment tells its merchant (payment.failed); other types tell nobody. */
-export function refusalNotice(
-  op: { id: string; type: string; amountMinor: number; externalOrderId: unknown },
-  refused: { code: string; message: string },
-): { type: 'payment.failed'; data: Record<string, unknown> } | null {
-  if (op.type !== 'payment') return null;
-  return { type: 'payment.failed', data: { operation_id: op.id, amount: formatMinor(op.amountMinor), external_order_id: op.externalOrderId ?? null, error: { code: refused.code, message: refused.message } } };
 }

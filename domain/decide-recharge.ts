@@ -1,7 +1,11 @@
 import { refusal, type Refusal } from './decision.js';
 import { isRechargeable, type CardType } from './discount.js';
-import { mayAct } from './may-act.js';
+import type { ErrorCode } from './errors.js';
+import { ACT_REFUSALS, mayAct } from './may-act.js';
 import { formatMinor } from './money.js';
+
+/** Every code decideRecharge refuses with. */
+export const RECHARGE_REFUSALS = ['RECHARGE_NOT_ALLOWED', ...ACT_REFUSALS, 'BALANCE_LIMIT_EXCEEDED'] as const satisfies readonly ErrorCode[];
 
 export interface RechargeState {
   card: { type: CardType; status: string; is_expired: boolean; balance_minor: number } | undefined;

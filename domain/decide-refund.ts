@@ -1,4 +1,8 @@
 import { refusal, type Refusal } from './decision.js';
+import type { ErrorCode } from './errors.js';
+
+/** Every code decideRefund refuses with. */
+export const REFUND_REFUSALS = ['ORIGINAL_TX_NOT_FOUND', 'REFUND_WINDOW_EXPIRED', 'REFUND_EXCEEDS_AVAILABLE'] as const satisfies readonly ErrorCode[];
 import type { CardType } from './discount.js';
 import { levelAfterPoints, type Level } from './levels.js';
 import { formatMinor } from './money.js';

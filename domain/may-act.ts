@@ -1,5 +1,9 @@
 import type { CardType } from './discount.js';
 import { refusal, type Refusal } from './decision.js';
+import type { ErrorCode } from './errors.js';
+
+/** What mayAct refuses a charge or a recharge with (a QR issue may also get NOT_FOUND or FORBIDDEN). */
+export const ACT_REFUSALS = ['QR_EXPIRED_OR_INVALID', 'MERCHANT_SUSPENDED', 'MEMBER_SUSPENDED', 'VOUCHER_ALREADY_USED', 'CARD_NOT_ACTIVE', 'CARD_EXPIRED'] as const satisfies readonly ErrorCode[];
 
 /** The card as the check needs it; `is_expired` is judged by the database clock. */
 export interface ActingCard {

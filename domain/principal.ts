@@ -11,3 +11,10 @@ export interface Principal {
   /** Set when the merchant or member the key acts for is suspended (the key may then only read, or nothing). */
   suspended?: 'merchant' | 'member';
 }
+
+/** A principal with the request it came with: what services record in the audit trail. */
+export interface Caller {
+  principal: Principal;
+  requestId: string;
+  ip: string | null;
+}

@@ -1,9 +1,7 @@
 import type { Deps } from '../app/deps.js';
-import { MAINTENANCE_JOBS, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType, type WebhookPayload } from './names.js';
-import { applyCharge } from './charge.js';
-import { applyRefund } from './refund.js';
-import { applyRecharge } from './recharge.js';
-import { runOperation, type Appliers } from './operation-runner.js';
+import { MAINTENANCE_JOBS, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type WebhookPayload } from './names.js';
+import { assertKindsDistinct, OPERATION_TYPES } from '../operations/index.js';
+import { runOperation } from '../operations/runner.js';
 import { runReconcile } from './reconcile.js';
 import { runRotateQr } from './rotate-qr.js';
 import { runSettlement } from './settlement.js';
@@ -15,18 +13,11 @@ import { runDeliverWebhook } from './deliver-webhook.js';
 /** A job handler (CONVENTIONS.md 1): dependencies and the payload's ids in, a result out. */
 export type Handler<P> = (deps: Deps, payload: P) => Promise<unknown>;
 
-const OPERATION_TYPES: readonly OperationType[] = ['payment', 'refund', 'recharge'];
-
-const appliers: Appliers = { payment: applyCharge, refund: applyRefund, recharge: applyRecharge };
-
-/** A card operation's job: its operation, with the others queued on its partition (operation-runner.ts). */
-export const runCardOperation: Handler<OperationPayload> = (deps, payload) => runOperation(deps, payload.operationId, appliers);
-
-export const operationHandlers: Record<OperationType, Handler<OperationPayload>> = {
-  payment: runCardOperation,
-  refund: runCardOperation,
-  recharge: runCardOperation,
-};
+/**
+ * A card operation's job, whatever its kind (the job name is the operation type): its operation,
+ * with the others queued on its partition (operations/runner.ts).
+ */
+export const runCardOperation: Handler<OperationPayload> = (deps, payload) => runOperation(deps, payload.operationId);
 
 export const maintenanceHandlers: Partial<Record<MaintenanceJob, Handler<MaintenancePayload>>> = {
   reconcile: runReconcile,
@@ -41,8 +32,9 @@ export const deliverWebhook: Handler<WebhookPayload> = runDeliverWebhook;
 
 /** Boot fails, saying what to add, when a known job has no handler or a handler has no job. */
 export function assertHandlersComplete(): void {
+  assertKindsDistinct();
   const problems: string[] = [];
-  for (const t of OPERATION_TYPES) if (!operationHandlers[t]) problems.push(`operation job "${t}" has no handler in jobs/index.ts`);
+  if (!OPERATION_TYPES.length) problems.push('no operation kinds in operations/index.ts');
   for (const j of MAINTENANCE_JOBS) if (!maintenanceHandlers[j]) problems.push(`maintenance job "${j}" has no handler in jobs/index.ts`);
   for (const j of Object.keys(maintenanceHandlers)) if (!(MAINTENANCE_JOBS as readonly string[]).includes(j)) problems.push(`handler "${j}" is not listed in MAINTENANCE_JOBS (jobs/names.ts)`);
   if (problems.length) throw new Error(`Job registry incomplete:\n  - ${problems.join('\n  - ')}`);

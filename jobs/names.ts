@@ -1,4 +1,3 @@
-export type { OperationType } from '../domain/operation-types.js';
 export { partitionOf, partitionSql } from '../domain/partition.js';
 
 /** Maintenance jobs the scheduler enqueues (issue-owned handlers register under these names). */

@@ -9,7 +9,6 @@ import {
   type MaintenancePayload,
   type WebhookPayload,
   type OperationPayload,
-  type OperationType,
 } from './names.js';
 
 /**
@@ -51,7 +50,7 @@ export function webhookJobOptions(deliveryId: string, attempt: number, delayMs: 
 }
 
 export interface Queues {
-  partitions: Queue<OperationPayload, unknown, OperationType>[];
+  partitions: Queue<OperationPayload, unknown, string>[];
   maintenance: Queue<MaintenancePayload>;
   webhooks: Queue<WebhookPayload>;
   all(): Queue[];
@@ -68,7 +67,7 @@ export function createQueues(config: Config, connection: RedisClient, logger: Lo
   };
   const partitions = Array.from({ length: config.CARD_PARTITIONS }, (_, p) =>
     make<OperationPayload>(partitionQueueName(p)),
-  ) as Queue<OperationPayload, unknown, OperationType>[];
+  ) as Queue<OperationPayload, unknown, string>[];
   const maintenance = make<MaintenancePayload>(MAINTENANCE_QUEUE);
   const webhooks = make<WebhookPayload>(WEBHOOK_QUEUE);
   const all = () => [...partitions, maintenance, webhooks] as Queue[];

@@ -1,8 +1,10 @@
 import { Worker } from 'bullmq';
 import type { Deps } from '../app/deps.js';
 import { createRedis } from '../config/redis.js';
-import { assertHandlersComplete, deliverWebhook, maintenanceHandlers, operationHandlers } from '../jobs/index.js';
-import { MAINTENANCE_QUEUE, WEBHOOK_QUEUE, partitionQueueName, type WebhookPayload, type MaintenanceJob, type MaintenancePayload, type OperationPayload, type OperationType } from '../jobs/names.js';
+import { missingCheckValues } from '../db/queries/check-constraints.js';
+import { REGISTRY_CHECKS } from '../operations/index.js';
+import { assertHandlersComplete, deliverWebhook, maintenanceHandlers, runCardOperation } from '../jobs/index.js';
+import { MAINTENANCE_QUEUE, WEBHOOK_QUEUE, partitionQueueName, type WebhookPayload, type MaintenanceJob, type MaintenancePayload, type OperationPayload } from '../jobs/names.js';
 import { runJob } from './run-job.js';
 import { runEntryPoint } from '../app/entry.js';
 import { startOpsServer } from './ops-server.js';
@@ -20,6 +22,9 @@ export interface RunningWorkers {
  */
 export async function startWorkers(deps: Deps): Promise<RunningWorkers> {
   assertHandlersComplete();
+  // A kind added without its migration would fail every operation of it: refuse to start instead.
+  const schemaProblems = await missingCheckValues(deps.db, REGISTRY_CHECKS);
+  if (schemaProblems.length) throw new Error(`The schema does not fit the operation registry:\n  - ${schemaProblems.join('\n  - ')}`);
   const { config, logger } = deps;
   await Promise.all(deps.queues.partitions.map((q) => q.setGlobalConcurrency(1)));
   const onError = (err: Error) => logger.warn({ err: err.message }, 'worker error');
@@ -29,9 +34,9 @@ export async function startWorkers(deps: Deps): Promise<RunningWorkers> {
 
   const workers: Worker[] = [];
   for (let p = 0; p < config.CARD_PARTITIONS; p++) {
-    const worker = new Worker<OperationPayload, unknown, OperationType>(
+    const worker = new Worker<OperationPayload, unknown, string>(
       partitionQueueName(p),
-      (job) => runJob(deps, 'card-ops', job, operationHandlers[job.name]),
+      (job) => runJob(deps, 'card-ops', job, runCardOperation),
       { ...common, concurrency: 1 },
     );
     worker.on('error', onError);

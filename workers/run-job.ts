@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { Deps } from '../app/deps.js';
 import { AppError } from '../domain/errors.js';
 import type { Handler } from '../jobs/index.js';
-import { failOperation } from '../jobs/operation-runner.js';
+import { failOperation } from '../operations/runner.js';
 import { raiseAlert } from '../db/queries/risk-alerts.js';
 
 /** DESIGN.md §1: an operation that fails for infrastructure reasons after every attempt raises an alert. */

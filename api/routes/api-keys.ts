@@ -7,7 +7,7 @@ import { AppError, notFound } from '../../domain/errors.js';
 import { allow } from '../middleware/auth.js';
 import { decodeCursor, page } from '../pagination.js';
 import { idParam, recordAudit } from '../route-helpers.js';
-import { fields, listQuery, parse } from '../validate.js';
+import { fields, listQuery, parse } from '../../domain/validate.js';
 import { apiKeyJson } from '../views.js';
 
 const createBody = z.strictObject({ role: z.enum(['app', 'admin']), name: fields.text(100) });

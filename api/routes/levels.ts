@@ -5,7 +5,7 @@ import { recomputeCardLevels } from '../../db/queries/member-cards.js';
 import { allow } from '../middleware/auth.js';
 import { recordAudit } from '../route-helpers.js';
 import { putLevelsBody } from '../schemas/levels.js';
-import { parse } from '../validate.js';
+import { parse } from '../../domain/validate.js';
 import { levelJson } from '../views.js';
 
 export function levelRoutes(deps: Deps): Router {

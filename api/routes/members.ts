@@ -16,7 +16,7 @@ import { conflict, idParam, recordAudit, requireActiveMember } from '../route-he
 import { reasonBody } from '../schemas/common.js';
 import { createMemberBody, emptyBody, identityBody } from '../schemas/members.js';
 import { cardJson, iso, memberJson } from '../serializers.js';
-import { parse } from '../validate.js';
+import { parse } from '../../domain/validate.js';
 import { identityJson } from '../views.js';
 
 const identityConflict = (err: unknown) =>

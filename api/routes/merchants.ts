@@ -8,7 +8,7 @@ import { allow } from '../middleware/auth.js';
 import { conflict, idParam, recordAudit } from '../route-helpers.js';
 import { reasonBody } from '../schemas/common.js';
 import { createApiKeyBody, createMerchantBody } from '../schemas/merchants.js';
-import { parse } from '../validate.js';
+import { parse } from '../../domain/validate.js';
 import { apiKeyJson, merchantJson } from '../views.js';
 
 export function merchantRoutes(deps: Deps): Router {

@@ -4,10 +4,10 @@ import type { Deps } from '../../app/deps.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import { appendAudit, listAuditEvents, verifyAuditChain } from '../../db/queries/audit-events.js';
 import { listAlerts, resolveAlert } from '../../db/queries/risk-alerts.js';
-import { isUuid } from '../access.js';
+import { isUuid } from '../../services/card-access.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { decodeCursor, page } from '../pagination.js';
-import { fields, listQuery, parse } from '../validate.js';
+import { fields, listQuery, parse } from '../../domain/validate.js';
 
 const alertQuery = z.strictObject({ ...listQuery, status: z.enum(['open', 'resolved']).optional(), rule: z.string().max(64).optional() });
 const resolveBody = z.strictObject({ note: z.string().max(500).optional() });

@@ -11,12 +11,12 @@ import { appendAudit } from '../../db/queries/audit-events.js';
 import { loadLevels } from '../../db/queries/levels.js';
 import { findCard } from '../../db/queries/member-cards.js';
 import { endQrTokens, findQrByHash, issueQr, type QrLookup } from '../../db/queries/qr.js';
-import { cardFor } from '../access.js';
+import { cardFor } from '../../services/card-access.js';
 import { RISK_RULES, windowStart } from '../../domain/risk-rules.js';
 import { invalidQrKey } from '../../jobs/detect-anomalies.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { countHit, rateLimit } from '../middleware/rate-limit.js';
-import { fields, parse } from '../validate.js';
+import { fields, parse } from '../../domain/validate.js';
 
 const issueBody = z.strictObject({
   ttl_seconds: z.number().int().min(60).max(3600).optional(),

@@ -5,10 +5,10 @@ import { AppError, notFound } from '../../domain/errors.js';
 import { appendAudit } from '../../db/queries/audit-events.js';
 import { advanceSettlement, findSettlement, listSettlements } from '../../db/queries/settlements.js';
 import { settleDay, settlementJson } from '../../jobs/settlement.js';
-import { isUuid } from '../access.js';
+import { isUuid } from '../../services/card-access.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { decodeCursor, page } from '../pagination.js';
-import { fields, listQuery, parse } from '../validate.js';
+import { fields, listQuery, parse } from '../../domain/validate.js';
 
 const day = z
   .string()

@@ -3,11 +3,11 @@ import { z } from 'zod';
 import type { Deps } from '../../app/deps.js';
 import { forbidden, notFound } from '../../domain/errors.js';
 import { listTransactions, type TransactionFilter } from '../../db/queries/transactions.js';
-import { cardFor, isUuid } from '../access.js';
+import { cardFor, isUuid } from '../../services/card-access.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { decodeCursor, page } from '../pagination.js';
 import { transactionJson } from '../serializers.js';
-import { fields, listQuery, parse } from '../validate.js';
+import { fields, listQuery, parse } from '../../domain/validate.js';
 
 const TYPES = ['payment', 'refund', 'recharge'] as const;
 const baseQuery = { ...listQuery, type: z.enum(TYPES).optional(), from: fields.isoTime.optional(), to: fields.isoTime.optional() };

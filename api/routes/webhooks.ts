@@ -1,5 +1,6 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
+import { WEBHOOK_EVENTS } from '../../operations/index.js';
 import type { Deps } from '../../app/deps.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import { seal } from '../../domain/secret-box.js';
@@ -16,21 +17,21 @@ import {
 } from '../../db/queries/webhooks.js';
 import { resolveWebhookTarget } from '../../jobs/webhook-target.js';
 import { webhookJobOptions } from '../../jobs/queues.js';
-import { isUuid } from '../access.js';
+import { isUuid } from '../../services/card-access.js';
 import { newestFirst } from '../../db/knex.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { decodeCursor, page } from '../pagination.js';
-import { fields, listQuery, parse } from '../validate.js';
+import { fields, listQuery, parse } from '../../domain/validate.js';
 
-export const WEBHOOK_EVENTS = ['payment.succeeded', 'payment.failed', 'refund.succeeded', 'recharge.succeeded', 'settlement.generated'] as const;
+const WEBHOOK_EVENT = z.enum(WEBHOOK_EVENTS as [string, ...string[]]);
 const SECRET_GRACE_HOURS = 24;
 
-const endpointBody = z.strictObject({ url: z.string().min(1).max(2048), events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length) });
+const endpointBody = z.strictObject({ url: z.string().min(1).max(2048), events: z.array(WEBHOOK_EVENT).min(1).max(WEBHOOK_EVENTS.length) });
 const deliveriesQuery = z.strictObject({ ...listQuery, endpoint_id: fields.uuid.optional(), status: z.enum(['pending', 'delivered', 'failed']).optional(), event_id: z.string().max(64).optional() });
 const eventsQuery = z.strictObject({
   limit: listQuery.limit,
   cursor: z.string().regex(/^\d{1,18}$/, 'must be a cursor this API issued').optional(),
-  type: z.enum(WEBHOOK_EVENTS).optional(),
+  type: WEBHOOK_EVENT.optional(),
   after_sequence: z.coerce.number().int().min(0).optional(),
 });
 

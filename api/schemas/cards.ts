@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { bindingPasswordProblem } from '../../domain/binding-password.js';
-import { fields } from '../validate.js';
+import { fields } from '../../domain/validate.js';
 import { rateInput } from './common.js';
 
 const SHARED = ['prepaid', 'corporate'];

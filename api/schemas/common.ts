@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { fields } from '../validate.js';
+import { fields } from '../../domain/validate.js';
 
 /**
  * A rate in [0, 1] given as a number or string with at most `decimals` places, normalized to a

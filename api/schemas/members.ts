@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { fields } from '../validate.js';
+import { fields } from '../../domain/validate.js';
 
 export const identityBody = z.strictObject({
   // An open set (wechat, alipay, line, …): lower-case names keep one provider from being spelled two ways.

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { fields } from '../validate.js';
+import { fields } from '../../domain/validate.js';
 import { rateInput } from './common.js';
 
 export const createMerchantBody = z.strictObject({

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../knex.js';
 
-export type EventType = 'payment.succeeded' | 'payment.failed' | 'refund.succeeded' | 'recharge.succeeded' | 'settlement.generated' | 'risk.alert';
-
 export interface OutboxEvent {
   merchantId: string | null;
-  type: EventType;
+  /** One of EVENT_TYPES (operations/index.ts). */
+  type: string;
   data: Record<string, unknown>;
 }
 
@@ -15,6 +14,6 @@ export function eventInsert(db: Db, event: OutboxEvent) {
 }
 
 /** Writes an outbox event in the caller's transaction; the relay gives it its per-merchant sequence. */
-export async function writeEvent(trx: Db, merchantId: string | null, type: EventType, data: Record<string, unknown>): Promise<void> {
+export async function writeEvent(trx: Db, merchantId: string | null, type: string, data: Record<string, unknown>): Promise<void> {
   await eventInsert(trx, { merchantId, type, data });
 }

@@ -1,5 +1,4 @@
 import { prepared, runTogether, type Db, type Statement } from '../knex.js';
-import type { OperationType } from '../../domain/operation-types.js';
 import { partitionSql } from '../../domain/partition.js';
 
 export interface OperationRow {
@@ -17,7 +16,8 @@ export type OperationStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
 
 export interface OperationRecord {
   id: string;
-  type: OperationType;
+  /** One of OPERATION_TYPES (operations/index.ts). */
+  type: string;
   status: OperationStatus;
   principal: string;
   idempotency_key: string | null;

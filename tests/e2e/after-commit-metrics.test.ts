@@ -7,7 +7,7 @@ import { startSystem, type TestSystem } from '../helpers/system.js';
 
 /**
  * A charge's QR metrics (used, invalid) count once its batch commits: a batch that breaks and
- * runs again alone (operation-runner.ts) must not count the charges it had decided twice.
+ * runs again alone (operations/runner.ts) must not count the charges it had decided twice.
  */
 describe('e2e: QR metrics of charges count after commit', function () {
   this.timeout(60_000);

@@ -8,7 +8,7 @@ import { startSystem, type TestSystem } from '../helpers/system.js';
 
 /**
  * A partition's job applies the other operations queued on its partition in the same transaction
- * (operation-runner.ts). Without workers, operations are accepted and then one job is run by hand.
+ * (operations/runner.ts). Without workers, operations are accepted and then one job is run by hand.
  */
 describe('e2e: a job applies its partition’s queued operations as one batch', function () {
   this.timeout(60_000);

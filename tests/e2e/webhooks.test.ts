@@ -248,7 +248,7 @@ describe('e2e: webhooks', function () {
       const [evt] = await relayedEvents(key, 1);
       expect(evt.type).to.equal('payment.failed');
       expect(evt.data.operation_id).to.equal(failed.id);
-      // jobs/operation-runner.ts writes `amount: op.amount_minor` (29900), not formatMinor ("299.00").
+      // operations/runner.ts writes `amount: op.amount_minor` (29900), not formatMinor ("299.00").
       expect(evt.data.amount).to.equal('299.00');
     });
   });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { decideCharge, refusalNotice, type ChargePlan } from '../../domain/decide-charge.js';
+import { decideCharge, type ChargePlan } from '../../domain/decide-charge.js';
 import { isRefusal } from '../../domain/decision.js';
 import { chargeState, LEVELS, PRESENTED } from './decisions-fixtures.js';
 
@@ -86,17 +86,5 @@ describe('domain/decide-charge decideCharge', () => {
     const copy = structuredClone(state);
     decideCharge(state, request(100), rules);
     expect(state).to.deep.equal(copy);
-  });
-});
-
-describe('domain/decide-charge refusalNotice', () => {
-  it('tells the merchant of a failed payment, and nobody of other failed operations', () => {
-    const refused = { code: 'INSUFFICIENT_BALANCE', message: 'short' };
-    expect(refusalNotice({ id: 'op', type: 'payment', amountMinor: 1234, externalOrderId: undefined }, refused)).to.deep.equal({
-      type: 'payment.failed',
-      data: { operation_id: 'op', amount: '12.34', external_order_id: null, error: refused },
-    });
-    expect(refusalNotice({ id: 'op', type: 'refund', amountMinor: 1234, externalOrderId: 'x' }, refused)).to.equal(null);
-    expect(refusalNotice({ id: 'op', type: 'recharge', amountMinor: 1234, externalOrderId: 'x' }, refused)).to.equal(null);
   });
 });

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import { z } from 'zod';
 import type { Deps } from '../app/deps.js';
-import { decideCharge } from '../domain/decide-charge.js';
+import { CHARGE_REFUSALS, decideCharge } from '../domain/decide-charge.js';
 import { isRefusal } from '../domain/decision.js';
 import { maskCardNo, maskName } from '../domain/masking.js';
-import { formatMinor, formatRate } from '../domain/money.js';
+import { formatMinor, formatRate, parseAmount } from '../domain/money.js';
+import { sha256 } from '../domain/tokens.js';
+import { fields } from '../domain/validate.js';
 import { cardChange } from '../db/queries/ledgers.js';
 import { toLevels, type LevelRow } from '../db/queries/levels.js';
 import type { MemberCardRow } from '../db/queries/member-cards.js';
@@ -12,7 +15,9 @@ import type { OperationRecord } from '../db/queries/operations.js';
 import { qrUse } from '../db/queries/qr.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
 import type { Read } from '../db/knex.js';
-import { Refused, type Applied } from './operation-runner.js';
+import { defineKind, Refused, type Applied } from './kind.js';
+
+export const EXTERNAL_METHODS = ['cash', 'credit_card', 'wechat', 'alipay', 'line_pay'] as const;
 
 /** The card of a charge, locked, with the presented QR and everything the checks need. */
 interface ChargeRows extends MemberCardRow {
@@ -62,7 +67,7 @@ async function lockChargeRows(read: Read, trx: Knex.Transaction, cardId: string,
  * A charge (DESIGN.md §2): QR, then who may pay, then the card, then the money. The QR counts as
  * presented when the operation was accepted, so a queue backlog never expires a valid scan.
  */
-export async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
+async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
   const card = op.card_id && op.qr_token_hash ? await lockChargeRows(read, trx, op.card_id, op.merchant_id, op.qr_token_hash) : undefined;
   const levels = card ? toLevels(card.levels) : [];
   const plan = decideCharge(
@@ -127,3 +132,40 @@ export async function applyCharge(trx: Knex.Transaction, op: OperationRecord, de
     afterCommit: deps.config.QR_SINGLE_USE ? () => deps.metrics.qrEvents.inc({ event: 'used' }) : undefined,
   };
 }
+
+/** POST /v1/payments: the POS charges the member's QR. */
+export const payment = defineKind({
+  type: 'payment',
+  http: {
+    path: '/payments',
+    roles: ['merchant'],
+    body: z.strictObject({
+      qr: z.string().min(1).max(200),
+      amount: fields.amount,
+      payment_method: z.enum(EXTERNAL_METHODS).optional(),
+      external_order_id: z.string().min(1).max(100).optional(),
+      tag: fields.tag.optional(),
+    }),
+    ratePerKeyPerMin: (config) => config.RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN,
+  },
+  // Only the card is resolved at acceptance (from the QR, in the insert), to pick its partition;
+  // every rule is judged by the worker under the card lock.
+  card: 'qr',
+  draft: async ({ config, principal }, { body }) => ({
+    type: 'payment',
+    merchant_id: principal.merchantId,
+    member_id: null,
+    card_id: null,
+    qr_token_hash: sha256(body.qr),
+    amount_minor: parseAmount(body.amount, config.MAX_AMOUNT),
+    payment_method: body.payment_method ?? null,
+    original_tx_no: null,
+    params: { external_order_id: body.external_order_id, tag: body.tag },
+  }),
+  apply: applyCharge,
+  refusals: CHARGE_REFUSALS,
+  events: { succeeded: 'payment.succeeded', failed: 'payment.failed' },
+  transactionTypes: ['payment'],
+  balanceReasons: ['payment'],
+  pointReasons: ['earn'],
+});

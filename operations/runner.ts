@@ -1,43 +1,16 @@
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
 import { AppError } from '../domain/errors.js';
-import { refusalNotice } from '../domain/decide-charge.js';
+import { formatMinor } from '../domain/money.js';
 import { auditAppend, takeChainTurn, type ChainTurn } from '../db/queries/audit-events.js';
-import { eventInsert, type EventType } from '../db/queries/events.js';
-import { runTogether, type Read, type Statement } from '../db/knex.js';
+import { eventInsert } from '../db/queries/events.js';
+import type { Read, Statement } from '../db/knex.js';
 import { finishOperation, isTerminal, lockBatch, lockOperation, markProcessing, outcomeUpdate, type OperationRecord, type Outcome } from '../db/queries/operations.js';
-import type { OperationType } from './names.js';
 import { announcement, operationDoneChannel } from '../db/operation-done.js';
 import { crashPoint } from './crash-points.js';
-
-/** What a successful operation writes (sent in one round trip), answers, and tells the outbox and the audit trail. */
-export interface Applied {
-  writes: Statement[];
-  result: Record<string, unknown>;
-  event: { merchantId: string | null; type: EventType; data: Record<string, unknown> };
-  audit: { action: string; objectType: string; objectId: string; context: Record<string, unknown> };
-  /** Run once the batch has committed (metrics): never for a transaction that rolls back. */
-  afterCommit?: () => void;
-}
-
-/** A business refusal that has something to run once the batch commits (metrics); other refusals are plain AppErrors. */
-export class Refused extends AppError {
-  constructor(code: AppError['code'], message: string, details?: Record<string, unknown>, readonly afterCommit?: () => void) {
-    super(code, message, details);
-  }
-}
-
-/**
- * Applies the business rules of one operation to the rows it locks (reading them with `read`,
- * whose round trip may carry earlier operations' writes), and returns the writes that follow,
- * unsent (built with `trx`, sent by the runner). Throws a non-retryable AppError for a business
- * refusal (the operation then fails with that code); any other error is infrastructure trouble
- * and the job is retried.
- */
-export type ApplyOperation = (trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read) => Promise<Applied>;
-
-/** How each kind of operation is applied (jobs/index.ts). */
-export type Appliers = Record<OperationType, ApplyOperation>;
+import { HeldWrites } from './held-writes.js';
+import { kindOf } from './index.js';
+import { Refused, type Applied } from './kind.js';
 
 /**
  * Runs an operation effectively once, together with the other operations queued on its partition
@@ -46,17 +19,17 @@ export type Appliers = Record<OperationType, ApplyOperation>;
  * (stalled, re-enqueued by the reconciler) finds its operation terminal and changes nothing, and
  * the jobs of operations taken along are removed once they are done.
  */
-export async function runOperation(deps: Deps, operationId: string, appliers: Appliers): Promise<unknown> {
+export async function runOperation(deps: Deps, operationId: string): Promise<unknown> {
   const started = await markProcessing(deps.db, operationId);
   if (!started) return { skipped: 'already terminal' };
   let committed: Committed;
   try {
-    committed = await applyBatch(deps, started, deps.config.OPERATION_BATCH_MAX - 1, appliers);
+    committed = await applyBatch(deps, started, deps.config.OPERATION_BATCH_MAX - 1);
   } catch (err) {
     if (deps.config.OPERATION_BATCH_MAX === 1) throw err;
     // Trouble with one operation of the batch must not become the others' (nor this job's): this
     // job's operation again, alone; the others keep their own jobs, which log their own trouble.
-    committed = await applyBatch(deps, started, 0, appliers);
+    committed = await applyBatch(deps, started, 0);
   }
   const { finished, afterCommit } = committed;
   crashPoint(deps.config, 'after-commit-before-ack');
@@ -73,7 +46,7 @@ interface Committed {
 }
 
 /** Locks the operation and its peers, applies each in turn, and commits them together. */
-function applyBatch(deps: Deps, started: OperationRecord, peers: number, appliers: Appliers): Promise<Committed> {
+function applyBatch(deps: Deps, started: OperationRecord, peers: number): Promise<Committed> {
   return deps.db.transaction(async (trx) => {
     const { ops: locked, now } = await lockBatch(trx, started.id, started.partition, peers);
     const ops = locked.filter((op) => !isTerminal(op.status));
@@ -83,7 +56,7 @@ function applyBatch(deps: Deps, started: OperationRecord, peers: number, applier
     const finished: OperationRecord[] = [];
     const afterCommit: (() => void)[] = [];
     for (const op of ops) {
-      const { outcome, writes, after } = await decide(trx, op, deps, appliers[op.type], held.reader(op.card_id), audit);
+      const { outcome, writes, after } = await decide(trx, op, deps, held.reader(op.card_id), audit);
       await held.hold(op.card_id, [outcomeUpdate(trx, op.id, outcome).toSQL(), ...writes]);
       finished.push(ended(op, outcome, now));
       if (after) afterCommit.push(after);
@@ -102,13 +75,12 @@ async function decide(
   trx: Knex.Transaction,
   op: OperationRecord,
   deps: Deps,
-  apply: ApplyOperation,
   read: Read,
   audit: ChainTurn,
 ): Promise<{ outcome: Outcome; writes: Statement[]; after?: () => void }> {
   let applied: Applied;
   try {
-    applied = await apply(trx, op, deps, read);
+    applied = await kindOf(op.type).apply(trx, op, deps, read);
   } catch (err) {
     if (!(err instanceof AppError) || err.retryable) throw err;
     const { outcome, writes } = refusal(trx, op, err);
@@ -126,44 +98,6 @@ function ended(op: OperationRecord, outcome: Outcome, now: Date): OperationRecor
     : { ...op, ...times, status: 'failed', error_code: outcome.code, error_message: outcome.message };
 }
 
-/**
- * The writes of the operations decided so far, held back to ride along with the next operation's
- * first read: one round trip per operation instead of two. That read runs on a snapshot without
- * them, so they go first, on their own, when the next operation is on one of their cards.
- */
-class HeldWrites {
-  private statements: Statement[] = [];
-  private readonly cards = new Set<string>();
-
-  constructor(private readonly trx: Knex.Transaction) {}
-
-  reader(cardId: string | null): Read {
-    return async <T>(query: Statement) => {
-      if (cardId && this.cards.has(cardId)) await this.flush();
-      return runTogether<T>(this.trx, query, this.take());
-    };
-  }
-
-  async hold(cardId: string | null, statements: Statement[]): Promise<void> {
-    if (cardId && this.cards.has(cardId)) await this.flush();
-    this.statements.push(...statements);
-    if (cardId) this.cards.add(cardId);
-  }
-
-  /** Sends what is held, and `also` in the same round trip. */
-  async flush(also: Statement[] = []): Promise<void> {
-    const [main, ...riders] = [...this.take(), ...also];
-    if (main) await runTogether(this.trx, main, riders);
-  }
-
-  private take(): Statement[] {
-    const taken = this.statements;
-    this.statements = [];
-    this.cards.clear();
-    return taken;
-  }
-}
-
 /** After commit, operations that rode along in a batch leave their jobs behind: drop them (a job already running is left alone). */
 async function removeJobsOfPeers(deps: Deps, started: OperationRecord, finished: OperationRecord[]): Promise<void> {
   const queue = deps.queues.partitions[started.partition];
@@ -177,10 +111,7 @@ async function removeJobsOfPeers(deps: Deps, started: OperationRecord, finished:
   }
 }
 
-/**
- * Ends an operation as failed with `error.code`, unless it already ended. Payments that fail tell
- * their merchant (payment.failed) through the outbox.
- */
+/** Ends an operation as failed with `error.code`, unless it already ended (a job out of attempts, a merchant suspended since). */
 export async function failOperation(deps: Deps, operationId: string, error: AppError): Promise<unknown> {
   const failed = await deps.db.transaction(async (trx) => {
     const op = await lockOperation(trx, operationId);
@@ -192,11 +123,11 @@ export async function failOperation(deps: Deps, operationId: string, error: AppE
   return { status: 'failed', code: error.code };
 }
 
-/** A failed outcome with `error.code`; payments that fail tell their merchant (payment.failed) through the outbox. */
+/** A failed outcome with `error.code`; a kind with a failure event (payment.failed) tells its merchant through the outbox. */
 function refusal(trx: Knex.Transaction, op: OperationRecord, error: AppError) {
-  const writes: Statement[] = [];
-  const notice = refusalNotice({ id: op.id, type: op.type, amountMinor: op.amount_minor, externalOrderId: op.params.external_order_id }, error);
-  if (notice) writes.push(eventInsert(trx, { merchantId: op.merchant_id, ...notice }).toSQL());
+  const failed = kindOf(op.type).events.failed;
+  const data = { operation_id: op.id, amount: formatMinor(op.amount_minor), external_order_id: op.params.external_order_id ?? null, error: { code: error.code, message: error.message } };
+  const writes: Statement[] = failed ? [eventInsert(trx, { merchantId: op.merchant_id, type: failed, data }).toSQL()] : [];
   return { outcome: { status: 'failed' as const, code: error.code, message: error.message }, writes };
 }
 

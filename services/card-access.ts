@@ -2,7 +2,7 @@ import type { Db } from '../db/knex.js';
 import type { BindingRole } from '../db/queries/bindings.js';
 import { findCard, type MemberCardRow } from '../db/queries/member-cards.js';
 import { AppError, notFound } from '../domain/errors.js';
-import type { Principal } from './context.js';
+import type { Principal } from '../domain/principal.js';
 
 /** What the caller wants to do with a card: read it, pay or recharge with it, or manage its bindings. */
 export type CardNeed = 'read' | 'pay' | 'manage';

@@ -1,19 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import { z } from 'zod';
 import type { Deps } from '../app/deps.js';
-import { decideRecharge, rechargeNotAllowed } from '../domain/decide-recharge.js';
+import { decideRecharge, RECHARGE_REFUSALS, rechargeNotAllowed } from '../domain/decide-recharge.js';
 import { AppError } from '../domain/errors.js';
-import { formatMinor } from '../domain/money.js';
+import { formatMinor, parseAmount } from '../domain/money.js';
+import { fieldError, fields } from '../domain/validate.js';
 import { isRefusal } from '../domain/decision.js';
 import { cardChange } from '../db/queries/ledgers.js';
 import { lockCardStatement, type LockedCard } from '../db/queries/member-cards.js';
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
-import type { Applied } from './operation-runner.js';
+import { defineKind, type Applied } from './kind.js';
+import { EXTERNAL_METHODS } from './payment.js';
 
 /** A recharge (DESIGN.md §2): prepaid and corporate only, resulting balance within MAX_BALANCE, no points. */
-export async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
+async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
   const [card] = op.card_id ? await read<LockedCard>(lockCardStatement(op.card_id)) : [];
   const notAllowed = rechargeNotAllowed(card);
   if (notAllowed || !card) throw new AppError(notAllowed!.refused, notAllowed!.message);
@@ -49,3 +52,46 @@ export async function applyRecharge(trx: Knex.Transaction, op: OperationRecord, 
     audit: { action: 'recharge.succeeded', objectType: 'transaction', objectId: tx.tx_no, context: { operation_id: op.id, card_id: card.id, amount_minor: op.amount_minor } },
   };
 }
+
+/**
+ * POST /v1/cards/:id/recharges. Stored value is credited only against money received: the
+ * member-app backend after its payment provider confirmed (payment_reference, once per method),
+ * or an admin. A member token alone cannot credit its own card.
+ */
+export const recharge = defineKind({
+  type: 'recharge',
+  http: {
+    path: '/cards/:id/recharges',
+    roles: ['app', 'admin'],
+    body: z.strictObject({
+      amount: fields.amount,
+      payment_method: z.enum([...EXTERNAL_METHODS, 'bank_transfer']),
+      payment_reference: z.string().trim().min(1).max(200).optional(),
+      tag: fields.tag.optional(),
+    }),
+  },
+  card: 'request',
+  async draft({ config, principal, cardFor }, { params, body }) {
+    if (principal.role === 'app' && body.payment_reference === undefined) throw fieldError('payment_reference', "is required for app keys: the payment provider's id of the money received");
+    const amount = parseAmount(body.amount, config.MAX_RECHARGE);
+    const { card } = await cardFor(params.id!, 'pay');
+    return {
+      type: 'recharge',
+      merchant_id: null,
+      member_id: principal.memberId,
+      card_id: card.id,
+      qr_token_hash: null,
+      amount_minor: amount,
+      payment_method: body.payment_method,
+      payment_reference: body.payment_reference ?? null,
+      original_tx_no: null,
+      params: { tag: body.tag },
+    };
+  },
+  apply: applyRecharge,
+  refusals: RECHARGE_REFUSALS,
+  events: { succeeded: 'recharge.succeeded' },
+  transactionTypes: ['recharge'],
+  balanceReasons: ['recharge'],
+  pointReasons: [],
+});

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError } from '../domain/errors.js';
+import { AppError } from './errors.js';
 
 /**
  * Parses a request part with a strict zod schema. Unknown fields are named in the error, so a
@@ -48,3 +48,8 @@ export const listQuery = {
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(200).optional(),
 };
+
+/** A 400 about one field, in the shape `parse` gives for schema failures. */
+export function fieldError(field: string, message: string): AppError {
+  return new AppError('VALIDATION_ERROR', `Invalid body: ${field}: ${message}`, { issues: [{ field, message }] });
+}
