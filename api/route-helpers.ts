@@ -1,8 +1,9 @@
 import type { Request } from 'express';
 import type { Db } from '../db/knex.js';
-import { appendAudit } from '../db/queries/audit-events.js';
 import type { MemberProfileRow } from '../db/queries/members.js';
 import { AppError, notFound } from '../domain/errors.js';
+import type { Caller } from '../domain/principal.js';
+import { auditBy } from '../services/audit.js';
 import { isUuid } from '../services/card-access.js';
 import { principalOf } from './middleware/auth.js';
 
@@ -13,17 +14,12 @@ export function idParam(req: Request, name: string, what: string): string {
   return value.toLowerCase();
 }
 
+/** Who is calling, with the request, as services take it. */
+export const callerOf = (req: Request): Caller => ({ principal: principalOf(req), requestId: req.id, ip: req.ip ?? null });
+
 /** Appends the audit event of a state change made by the calling key; call it last in the transaction. */
 export function recordAudit(trx: Db, req: Request, event: { action: string; objectType: string; objectId: string; context?: Record<string, unknown> }): Promise<void> {
-  const principal = principalOf(req);
-  return appendAudit(trx, {
-    actorType: 'api_key',
-    actorId: principal.keyId,
-    role: principal.role,
-    requestId: req.id,
-    ip: req.ip ?? null,
-    ...event,
-  });
+  return auditBy(trx, callerOf(req), event);
 }
 
 /** A state machine step that does not apply to the current state (suspend twice, unfreeze an active card). */

@@ -4,7 +4,7 @@ import type { Deps } from '../../app/deps.js';
 import { countBindings, deleteBinding, findBinding, insertBinding, listBindings, setBindingRole } from '../../db/queries/bindings.js';
 import { changeBalance, changePoints } from '../../db/queries/ledgers.js';
 import { loadLevels } from '../../db/queries/levels.js';
-import { findCardByNo, insertCard, lockCard, setBindingPasswordHash, setCardStatus, type MemberCardRow } from '../../db/queries/member-cards.js';
+import { findCardByNo, insertCard, lockCard, setBindingPasswordHash, type MemberCardRow } from '../../db/queries/member-cards.js';
 import { findMember } from '../../db/queries/members.js';
 import { isUniqueViolation } from '../../db/pg-errors.js';
 import { endQrTokens } from '../../db/queries/qr.js';
@@ -18,7 +18,8 @@ import { cardFor, isUuid } from '../../services/card-access.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { failureLock } from '../middleware/failure-lock.js';
 import { rateLimit } from '../middleware/rate-limit.js';
-import { conflict, idParam, recordAudit, requireActiveMember } from '../route-helpers.js';
+import { callerOf, conflict, idParam, recordAudit, requireActiveMember } from '../route-helpers.js';
+import { changeStatus, statusActions } from '../../services/status.js';
 import { fieldError } from '../../domain/validate.js';
 import { reasonBody } from '../schemas/common.js';
 import { bindBody, bindingPasswordBody, bindingRoleBody, createCardBody, pointsAdjustmentBody } from '../schemas/cards.js';
@@ -104,25 +105,12 @@ export function cardRoutes(deps: Deps): Router {
     res.json({ ...(await view(card)), role: bindingRole, bindings });
   });
 
-  const statusChange = (action: 'freeze' | 'unfreeze', from: string, to: string) =>
+  for (const action of statusActions('card')) {
     router.post(`/cards/:id/${action}`, allow('admin'), async (req, res) => {
-      const id = idParam(req, 'id', 'card');
       const { reason } = parse(reasonBody, req.body);
-      const card = await db.transaction(async (trx) => {
-        // The card lock orders this after any payment of the card already running.
-        const current = await lockCard(trx, id);
-        if (!current) throw notFound('card');
-        if (current.status !== from) throw conflict(`The card is ${current.status}; only ${from} cards can be ${action === 'freeze' ? 'frozen' : 'unfrozen'}`, { status: current.status });
-        const row = (await setCardStatus(trx, id, from, to))!;
-        // A frozen card's QR codes end with it: one shown before the freeze must not pay after the unfreeze.
-        const qrRevoked = action === 'freeze' ? await endQrTokens(trx, { card_id: id }, 'revoked') : 0;
-        await recordAudit(trx, req, { action: `card.${action}`, objectType: 'card', objectId: id, context: { ...(reason ? { reason } : {}), ...(qrRevoked ? { qr_revoked: qrRevoked } : {}) } });
-        return row;
-      });
-      res.json(await view(card));
+      res.json(await view(await changeStatus(db, callerOf(req), 'card', action, idParam(req, 'id', 'card'), reason)));
     });
-  statusChange('freeze', 'active', 'frozen');
-  statusChange('unfreeze', 'frozen', 'active');
+  }
 
   // Per member: a member token by its member, an app by the member it binds for (one app serves many).
   const bindSubject = (req: Request) => {

@@ -6,13 +6,14 @@ import { insertBinding } from '../../db/queries/bindings.js';
 import { insertIdentity, listIdentities } from '../../db/queries/identities.js';
 import { loadLevels } from '../../db/queries/levels.js';
 import { insertCard, listCardsOfMember } from '../../db/queries/member-cards.js';
-import { findMember, insertMember, lockMember, setMemberStatus, type MemberProfileRow } from '../../db/queries/members.js';
+import { findMember, insertMember, lockMember, type MemberProfileRow } from '../../db/queries/members.js';
 import { isUniqueViolation } from '../../db/pg-errors.js';
 import { cardRateMilli } from '../../domain/card-rate.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import type { Level } from '../../domain/levels.js';
 import { allow, principalOf } from '../middleware/auth.js';
-import { conflict, idParam, recordAudit, requireActiveMember } from '../route-helpers.js';
+import { callerOf, conflict, idParam, recordAudit, requireActiveMember } from '../route-helpers.js';
+import { changeStatus, statusActions } from '../../services/status.js';
 import { reasonBody } from '../schemas/common.js';
 import { createMemberBody, emptyBody, identityBody } from '../schemas/members.js';
 import { cardJson, iso, memberJson } from '../serializers.js';
@@ -113,23 +114,13 @@ export function memberRoutes(deps: Deps): Router {
     res.status(204).end();
   });
 
-  const statusChange = (action: string, from: MemberProfileRow['status'], to: MemberProfileRow['status']) =>
+  for (const action of statusActions('member')) {
     router.post(`/members/:id/${action}`, allow('admin'), async (req, res) => {
-      const id = idParam(req, 'id', 'member');
       const { reason } = parse(reasonBody, req.body);
-      const member = await db.transaction(async (trx) => {
-        const current = await lockMember(trx, id);
-        if (!current) throw notFound('member');
-        if (current.status !== from) throw conflict(`The member is ${current.status}`, { status: current.status });
-        const row = await setMemberStatus(trx, id, to);
-        await recordAudit(trx, req, { action: `member.${action}`, objectType: 'member', objectId: id, context: reason ? { reason } : {} });
-        return row;
-      });
+      const member = await changeStatus(db, callerOf(req), 'member', action, idParam(req, 'id', 'member'), reason);
       res.json(await memberView(db, member, await loadLevels(db)));
     });
-  // Suspension is checked where money moves (charges, recharges) and refuses the member's tokens; bindings stay.
-  statusChange('suspend', 'active', 'suspended');
-  statusChange('reactivate', 'suspended', 'active');
+  }
 
   return router;
 }

@@ -1,11 +1,12 @@
 import { Router } from 'express';
 import type { Deps } from '../../app/deps.js';
 import { createApiKey, findMerchantKey, revokeApiKey } from '../../db/queries/api-keys.js';
-import { findMerchant, insertMerchant, lockMerchant, setMerchantStatus, type MerchantRow } from '../../db/queries/merchants.js';
+import { findMerchant, insertMerchant, lockMerchant } from '../../db/queries/merchants.js';
 import { isUniqueViolation } from '../../db/pg-errors.js';
 import { notFound } from '../../domain/errors.js';
 import { allow } from '../middleware/auth.js';
-import { conflict, idParam, recordAudit } from '../route-helpers.js';
+import { callerOf, conflict, idParam, recordAudit } from '../route-helpers.js';
+import { changeStatus, statusActions } from '../../services/status.js';
 import { reasonBody } from '../schemas/common.js';
 import { createApiKeyBody, createMerchantBody } from '../schemas/merchants.js';
 import { parse } from '../../domain/validate.js';
@@ -37,23 +38,13 @@ export function merchantRoutes(deps: Deps): Router {
     res.json(merchantJson(merchant));
   });
 
-  const statusChange = (action: string, from: MerchantRow['status'], to: MerchantRow['status']) =>
+  for (const action of statusActions('merchant')) {
     router.post(`/merchants/:id/${action}`, allow('admin'), async (req, res) => {
-      const id = idParam(req, 'id', 'merchant');
       const { reason } = parse(reasonBody, req.body);
-      const merchant = await db.transaction(async (trx) => {
-        const current = await lockMerchant(trx, id);
-        if (!current) throw notFound('merchant');
-        if (current.status !== from) throw conflict(`The merchant is ${current.status}`, { status: current.status });
-        const row = await setMerchantStatus(trx, id, to);
-        await recordAudit(trx, req, { action: `merchant.${action}`, objectType: 'merchant', objectId: id, context: reason ? { reason } : {} });
-        return row;
-      });
+      const merchant = await changeStatus(db, callerOf(req), 'merchant', action, idParam(req, 'id', 'merchant'), reason);
       res.json(merchantJson(merchant));
     });
-  // A suspended merchant's keys still authenticate: reads keep working, charges are refused.
-  statusChange('suspend', 'active', 'suspended');
-  statusChange('reactivate', 'suspended', 'active');
+  }
 
   router.post('/merchants/:id/api-keys', allow('admin'), async (req, res) => {
     const id = idParam(req, 'id', 'merchant');

@@ -10,6 +10,7 @@ import { allow, principalOf } from '../middleware/auth.js';
 import { rateLimit } from '../middleware/rate-limit.js';
 import type { OperationWaiter } from '../operation-waiter.js';
 import { operationJson } from '../serializers.js';
+import { callerOf } from '../route-helpers.js';
 
 /**
  * One POST route per operation kind (its path, roles, body and rate limit come from its module in
@@ -52,8 +53,6 @@ function send(res: Response, op: AnnouncedOperation, kind: 'created' | 'replay' 
   res.setHeader('Location', `/v1/operations/${op.id}`);
   res.status(kind === 'read' || isTerminal(op.status) ? 200 : 202).json(operationJson(op));
 }
-
-const callerOf = (req: Request) => ({ principal: principalOf(req), requestId: req.id, ip: req.ip ?? null });
 
 function requireIdempotencyKey(req: Request): string {
   const key = req.get('idempotency-key');
