@@ -13,3 +13,6 @@ export type RiskRule = keyof typeof RISK_RULES;
 export function windowStart(atMs: number, windowS: number): Date {
   return new Date(Math.floor(atMs / 1000 / windowS) * windowS * 1000);
 }
+
+/** Redis sorted set of invalid QR validations per merchant in one minute (written by /v1/qr/validate, read by the invalid_qr rule). */
+export const invalidQrKey = (prefix: string, minute: Date) => `${prefix}:qr-invalid:${minute.getTime()}`;
