@@ -1,7 +1,6 @@
 import type { Request } from 'express';
 import type { Db } from '../db/knex.js';
-import type { MemberProfileRow } from '../db/queries/members.js';
-import { AppError, notFound } from '../domain/errors.js';
+import { notFound } from '../domain/errors.js';
 import type { Caller } from '../domain/principal.js';
 import { auditBy } from '../services/audit.js';
 import { isUuid } from '../services/card-access.js';
@@ -20,15 +19,4 @@ export const callerOf = (req: Request): Caller => ({ principal: principalOf(req)
 /** Appends the audit event of a state change made by the calling key; call it last in the transaction. */
 export function recordAudit(trx: Db, req: Request, event: { action: string; objectType: string; objectId: string; context?: Record<string, unknown> }): Promise<void> {
   return auditBy(trx, callerOf(req), event);
-}
-
-/** A state machine step that does not apply to the current state (suspend twice, unfreeze an active card). */
-export function conflict(message: string, details?: Record<string, unknown>): AppError {
-  return new AppError('CONFLICT', message, details);
-}
-
-/** Suspended and erased members take no new cards, bindings or tokens (erased ones keep their id for the books). */
-export function requireActiveMember(member: MemberProfileRow): void {
-  if (member.status === 'suspended') throw new AppError('MEMBER_SUSPENDED', 'The member is suspended');
-  if (member.status !== 'active') throw new AppError('UNPROCESSABLE', `The member is ${member.status}`);
 }

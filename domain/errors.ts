@@ -77,3 +77,6 @@ export class AppError extends Error {
 
 export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
 export const forbidden = (message = 'This key may not do that') => new AppError('FORBIDDEN', message);
+
+/** A state machine step that does not apply to the current state (suspend twice, unfreeze an active card). */
+export const conflict = (message: string, details?: Record<string, unknown>) => new AppError('CONFLICT', message, details);

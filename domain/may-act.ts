@@ -1,6 +1,6 @@
 import type { CardType } from './discount.js';
 import { refusal, type Refusal } from './decision.js';
-import type { ErrorCode } from './errors.js';
+import { AppError, type ErrorCode } from './errors.js';
 
 /** What mayAct refuses a charge or a recharge with (a QR issue may also get NOT_FOUND or FORBIDDEN). */
 export const ACT_REFUSALS = ['QR_EXPIRED_OR_INVALID', 'MERCHANT_SUSPENDED', 'MEMBER_SUSPENDED', 'VOUCHER_ALREADY_USED', 'CARD_NOT_ACTIVE', 'CARD_EXPIRED'] as const satisfies readonly ErrorCode[];
@@ -54,4 +54,10 @@ export function mayAct(card: ActingCard, member: ActingParties, binding: { role:
 function memberRefusal(member: ActingParties): Refusal | null {
   const suspended = (status: string | null | undefined) => status !== undefined && status !== 'active';
   return suspended(member.ownerStatus) || suspended(member.actorStatus) ? refusal('MEMBER_SUSPENDED', 'The member is suspended') : null;
+}
+
+/** Suspended and erased members take no new cards, bindings or tokens (erased ones keep their id for the books). */
+export function requireActiveMember(member: { status: string }): void {
+  if (member.status === 'suspended') throw new AppError('MEMBER_SUSPENDED', 'The member is suspended');
+  if (member.status !== 'active') throw new AppError('UNPROCESSABLE', `The member is ${member.status}`);
 }

@@ -9,10 +9,11 @@ import { insertCard, listCardsOfMember } from '../../db/queries/member-cards.js'
 import { findMember, insertMember, lockMember, type MemberProfileRow } from '../../db/queries/members.js';
 import { isUniqueViolation } from '../../db/pg-errors.js';
 import { cardRateMilli } from '../../domain/card-rate.js';
-import { AppError, notFound } from '../../domain/errors.js';
+import { AppError, conflict, notFound } from '../../domain/errors.js';
 import type { Level } from '../../domain/levels.js';
 import { allow, principalOf } from '../middleware/auth.js';
-import { callerOf, conflict, idParam, recordAudit, requireActiveMember } from '../route-helpers.js';
+import { callerOf, idParam, recordAudit } from '../route-helpers.js';
+import { requireActiveMember } from '../../domain/may-act.js';
 import { changeStatus, statusActions } from '../../services/status.js';
 import { reasonBody } from '../schemas/common.js';
 import { createMemberBody, emptyBody, identityBody } from '../schemas/members.js';
