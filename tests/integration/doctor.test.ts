@@ -68,15 +68,16 @@ describe('cli doctor', function () {
 
   it('reports ok for Postgres, Redis (noeviction, AOF), migrations and an idle system', async () => {
     const checks = await doctor(deps);
-    expect(checks.map((c) => c.name)).to.deep.equal(['postgres', 'migrations', 'redis', 'queue backlog', 'stuck operations', 'webhook deliveries', 'risk alerts', 'disk']);
+    expect(checks.map((c) => c.name)).to.deep.equal(['postgres', 'migrations', 'operation registry', 'redis', 'queue backlog', 'stuck operations', 'webhook deliveries', 'risk alerts', 'disk']);
     for (const c of checks.filter((x) => x.name !== 'disk')) expect(c.level, `${c.name}: ${c.detail}`).to.equal('ok');
     expect(check(checks, 'disk').level).to.be.oneOf(['ok', 'warn']);
     expect(check(checks, 'postgres').detail).to.match(/^PostgreSQL \d+/);
+    expect(check(checks, 'operation registry').detail).to.match(/^\d+ kinds: payment, refund, recharge/);
     expect(check(checks, 'redis').detail).to.contain('maxmemory-policy=noeviction; appendonly=yes');
     expect(check(checks, 'migrations').detail).to.equal('current');
     expect(check(checks, 'queue backlog').detail).to.equal('all queues empty');
     const report = formatReport(checks);
-    expect(report.split('\n')).to.have.length(8);
+    expect(report.split('\n')).to.have.length(9);
     expect(report).to.match(/^OK {2}\s+postgres/m);
     expect(report).to.not.contain('FAIL');
   });
