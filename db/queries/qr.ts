@@ -74,3 +74,12 @@ export async function endQrTokens(trx: Db, where: Partial<Pick<QrStateRow, 'card
   );
   return rows[0]!.n;
 }
+
+/** What a QR issue checks besides the card: the member's status (null without a profile) and the card's expiry by Postgres time. */
+export async function qrIssueParties(db: Db, memberId: string, cardExpiresAt: Date | null): Promise<{ member_status: string | null; card_expired: boolean }> {
+  const { rows } = await db.raw<{ rows: { member_status: string | null; card_expired: boolean }[] }>(
+    `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS member_status, coalesce(?::timestamptz <= now(), false) AS card_expired`,
+    [memberId, cardExpiresAt],
+  );
+  return rows[0]!;
+}
