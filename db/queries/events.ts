@@ -17,3 +17,19 @@ export function eventInsert(db: Db, event: OutboxEvent) {
 export async function writeEvent(trx: Db, merchantId: string | null, type: string, data: Record<string, unknown>): Promise<void> {
   await eventInsert(trx, { merchantId, type, data });
 }
+
+/** An event as the feed shows it, once the relay has given it its sequence. */
+export interface SequencedEvent {
+  id: string;
+  type: string;
+  sequence: number;
+  created_at: Date;
+  data: unknown;
+}
+
+/** A merchant's sequenced events after `after`, in sequence order, optionally of one type; limit + 1 rows to know whether more exist. */
+export async function listEventsAfter(db: Db, merchantId: string, f: { after: number; type?: string; limit: number }): Promise<SequencedEvent[]> {
+  const query = db('events').where('merchant_id', merchantId).whereNotNull('sequence').andWhere('sequence', '>', f.after).orderBy('sequence').limit(f.limit + 1);
+  if (f.type) query.where('type', f.type);
+  return query;
+}

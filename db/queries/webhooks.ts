@@ -1,4 +1,4 @@
-import type { Db } from '../knex.js';
+import { newestFirst, type Db, type PageRequest } from '../knex.js';
 
 export interface WebhookEndpointRow {
   id: string;
@@ -42,6 +42,15 @@ export async function listEndpoints(db: Db, merchantId: string): Promise<Webhook
   return db<WebhookEndpointRow>('webhook_endpoints').where({ merchant_id: merchantId }).orderBy('created_at');
 }
 
+export async function countEndpoints(db: Db, merchantId: string): Promise<number> {
+  const [counted] = await db('webhook_endpoints').where({ merchant_id: merchantId }).count<{ n: string }[]>({ n: '*' });
+  return Number(counted?.n);
+}
+
+export async function deleteEndpoint(db: Db, id: string): Promise<void> {
+  await db('webhook_endpoints').where({ id }).del();
+}
+
 export async function findEndpoint(db: Db, id: string, merchantId?: string): Promise<WebhookEndpointRow | undefined> {
   const q = db<WebhookEndpointRow>('webhook_endpoints').where({ id });
   if (merchantId) q.andWhere({ merchant_id: merchantId });
@@ -82,6 +91,24 @@ export async function createDeliveries(db: Db, eventIds: string[]): Promise<Pick
 
 export async function findDelivery(db: Db, id: string): Promise<WebhookDeliveryRow | undefined> {
   return db<WebhookDeliveryRow>('webhook_deliveries').where({ id }).first();
+}
+
+/** A merchant's deliveries, newest first, optionally of one endpoint, status or event. */
+export async function listDeliveries(db: Db, merchantId: string, f: PageRequest & { endpointId?: string; status?: string; eventId?: string }): Promise<WebhookDeliveryRow[]> {
+  const query = newestFirst(db, db<WebhookDeliveryRow>('webhook_deliveries as d').join('webhook_endpoints as w', 'w.id', 'd.endpoint_id').where('w.merchant_id', merchantId).select('d.*'), 'd', f);
+  if (f.endpointId) query.where('d.endpoint_id', f.endpointId);
+  if (f.status) query.where('d.status', f.status);
+  if (f.eventId) query.where('d.event_id', f.eventId);
+  return query;
+}
+
+/** Makes a delivery due now (a redelivery), whatever its state; its attempts and log stay. */
+export async function requeueDelivery(db: Db, id: string): Promise<WebhookDeliveryRow> {
+  const [row] = await db<WebhookDeliveryRow>('webhook_deliveries')
+    .where({ id })
+    .update({ status: 'pending', next_attempt_at: db.fn.now() } as never)
+    .returning('*');
+  return row!;
 }
 
 export async function recordAttempt(
