@@ -1,4 +1,4 @@
-import type { Db } from '../knex.js';
+import { newestFirst, type Db, type PageRequest } from '../knex.js';
 import { newApiKey, type KeyRole } from '../../domain/tokens.js';
 
 export interface ApiKeyRow {
@@ -36,12 +36,21 @@ export async function touchApiKey(db: Db, id: string): Promise<void> {
   await db('api_keys').where({ id }).andWhere((q) => q.whereNull('last_used_at').orWhere('last_used_at', '<', db.raw(`now() - interval '1 minute'`))).update({ last_used_at: db.fn.now() } as never);
 }
 
-/** Operator keys (admin, app, merchant; never member tokens), newest first, optionally of one merchant or role. */
-export function operatorKeys(db: Db, filter: { merchantId?: string; role?: string }) {
+/** Operator keys (admin, app, merchant; never member tokens), optionally of one merchant or role. */
+function operatorKeys(db: Db, filter: { merchantId?: string; role?: string }) {
   const query = db<ApiKeyRow>('api_keys as k').whereIn('k.role', ['admin', 'app', 'merchant']).select('k.*');
   if (filter.merchantId) query.where('k.merchant_id', filter.merchantId);
   if (filter.role) query.where('k.role', filter.role);
   return query;
+}
+
+/** A page of operator keys, newest first. */
+export async function listOperatorKeys(db: Db, f: PageRequest & { merchantId?: string; role?: string }): Promise<ApiKeyRow[]> {
+  return newestFirst(db, operatorKeys(db, f), 'k', f);
+}
+
+export async function findOperatorKey(db: Db, id: string): Promise<ApiKeyRow | undefined> {
+  return operatorKeys(db, {}).where('k.id', id).first();
 }
 
 /**
