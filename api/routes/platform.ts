@@ -1,12 +1,12 @@
-import { Router, type Request } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../app/deps.js';
-import { AppError, notFound } from '../../domain/errors.js';
-import { appendAudit, listAuditEvents, verifyAuditChain } from '../../db/queries/audit-events.js';
-import { listAlerts, resolveAlert } from '../../db/queries/risk-alerts.js';
-import { isUuid } from '../../services/card-access.js';
-import { allow, principalOf } from '../middleware/auth.js';
+import { listAuditEvents, verifyAuditChain } from '../../db/queries/audit-events.js';
+import { listAlerts } from '../../db/queries/risk-alerts.js';
+import { resolveRiskAlert } from '../../services/risk.js';
+import { allow } from '../middleware/auth.js';
 import { decodeCursor, page } from '../pagination.js';
+import { callerOf, idParam } from '../route-helpers.js';
 import { fields, listQuery, parse } from '../../domain/validate.js';
 
 const alertQuery = z.strictObject({ ...listQuery, status: z.enum(['open', 'resolved']).optional(), rule: z.string().max(64).optional() });
@@ -26,10 +26,6 @@ export function platformRoutes(deps: Deps): Router {
   const router = Router();
   // Alert and audit lists and the chain check read the replica when there is one.
   const { db, dbRead } = deps;
-  const audit = (req: Request, action: string, objectType: string, objectId: string, context: Record<string, unknown> = {}) => {
-    const p = principalOf(req);
-    return { actorType: 'api_key' as const, actorId: p.keyId, role: p.role, action, objectType, objectId, context, requestId: req.id, ip: req.ip };
-  };
 
   router.get('/risk/alerts', allow('admin'), async (req, res) => {
     const q = parse(alertQuery, req.query, 'query');
@@ -38,18 +34,9 @@ export function platformRoutes(deps: Deps): Router {
   });
 
   router.post('/risk/alerts/:id/resolve', allow('admin'), async (req, res) => {
-    const id = String(req.params.id);
-    if (!isUuid(id)) throw notFound('alert');
+    const id = idParam(req, 'id', 'alert');
     const body = parse(resolveBody, req.body);
-    const row = await db.transaction(async (trx) => {
-      const resolved = await resolveAlert(trx, id, principalOf(req).keyId, body.note ?? null);
-      if (resolved) await appendAudit(trx, audit(req, 'risk.alert.resolve', 'risk_alert', id));
-      return resolved;
-    });
-    if (!row) {
-      if (!(await db('risk_alerts').where({ id }).first('id'))) throw notFound('alert');
-      throw new AppError('CONFLICT', 'The alert is already resolved');
-    }
+    const row = await resolveRiskAlert(db, callerOf(req), id, body.note ?? null);
     res.json({ ...row, window_start: row.window_start.toISOString() });
   });
 

@@ -41,6 +41,10 @@ export async function listAlerts(db: Db, f: PageRequest & { status?: string; rul
   return q;
 }
 
+export async function findAlert(db: Db, id: string): Promise<RiskAlertRow | undefined> {
+  return db<RiskAlertRow>('risk_alerts').where({ id }).first();
+}
+
 export async function resolveAlert(db: Db, id: string, by: string, note: string | null): Promise<RiskAlertRow | undefined> {
   const [row] = await db<RiskAlertRow>('risk_alerts')
     .where({ id, status: 'open' })
