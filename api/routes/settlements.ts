@@ -1,13 +1,12 @@
-import { Router, type Request } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import type { Deps } from '../../app/deps.js';
-import { AppError, notFound } from '../../domain/errors.js';
-import { appendAudit } from '../../db/queries/audit-events.js';
-import { advanceSettlement, findSettlement, listSettlements } from '../../db/queries/settlements.js';
-import { settleDay, settlementJson } from '../../jobs/settlement.js';
-import { isUuid } from '../../services/card-access.js';
+import { listSettlements } from '../../db/queries/settlements.js';
+import { settlementJson } from '../../jobs/settlement.js';
+import { advanceSettlementBy, merchantSettlement, runSettlementDay, SETTLEMENT_STEPS } from '../../services/settlements.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { decodeCursor, page } from '../pagination.js';
+import { callerOf, idParam } from '../route-helpers.js';
 import { fields, listQuery, parse } from '../../domain/validate.js';
 
 const day = z
@@ -35,34 +34,16 @@ export function settlementRoutes(deps: Deps): Router {
     res.json(page(rows, q.limit, settlementJson));
   });
 
-  /** Settles one local day now; idempotent per merchant and day (existing settlements are listed, not redone). */
+  /** Settles one local day now: 201 when it created settlements, 200 when the day was settled already. */
   router.post('/settlements/run', allow('admin'), async (req, res) => {
     const body = parse(runBody, req.body);
-    const p = principalOf(req);
-    const created = await settleDay(deps, body.date, body.merchant_id, { actorType: 'api_key', actorId: p.keyId, role: p.role, requestId: req.id });
-    const all = await listSettlements(db, { merchantId: body.merchant_id, from: body.date, to: body.date, limit: 10_000 });
-    res.status(created.length ? 201 : 200).json({ date: body.date, created: created.length, data: all.map(settlementJson) });
+    const run = await runSettlementDay(deps, callerOf(req), body);
+    res.status(run.created ? 201 : 200).json({ date: body.date, created: run.created, data: run.settlements.map(settlementJson) });
   });
 
-  for (const [path, from, action] of [
-    ['confirm', 'pending', 'settlement.confirm'],
-    ['mark-paid', 'confirmed', 'settlement.mark_paid'],
-  ] as const) {
-    router.post(`/settlements/:id/${path}`, allow('admin'), async (req, res) => {
-      const id = String(req.params.id);
-      if (!isUuid(id)) throw notFound('settlement');
-      const p = principalOf(req);
-      const row = await db.transaction(async (trx) => {
-        const moved = await advanceSettlement(trx, id, from);
-        if (moved) await appendAudit(trx, { actorType: 'api_key', actorId: p.keyId, role: p.role, action, objectType: 'settlement', objectId: id, requestId: req.id, ip: req.ip });
-        return moved;
-      });
-      if (!row) {
-        const existing = await findSettlement(db, id);
-        if (!existing) throw notFound('settlement');
-        throw new AppError('CONFLICT', `Only a ${from} settlement can be moved by ${path}; this one is ${existing.status}`);
-      }
-      res.json(settlementJson(row));
+  for (const step of SETTLEMENT_STEPS) {
+    router.post(`/settlements/:id/${step}`, allow('admin'), async (req, res) => {
+      res.json(settlementJson(await advanceSettlementBy(db, callerOf(req), idParam(req, 'id', 'settlement'), step)));
     });
   }
 
@@ -72,21 +53,15 @@ export function settlementRoutes(deps: Deps): Router {
     res.json(page(rows, q.limit, settlementJson));
   });
 
-  const ownSettlement = async (req: Request, id: string) => {
-    const row = isUuid(id) ? await findSettlement(dbRead, id) : undefined;
-    if (!row || row.merchant_id !== principalOf(req).merchantId) throw notFound('settlement');
-    return row;
-  };
-
   router.get('/merchant/settlements/:id.csv', allow('merchant'), async (req, res) => {
-    const s = settlementJson(await ownSettlement(req, String(req.params.id)));
+    const s = settlementJson(await merchantSettlement(deps, callerOf(req), String(req.params.id)));
     res.setHeader('Content-Type', 'text/csv; charset=utf-8');
     res.setHeader('Content-Disposition', `attachment; filename="settlement-${s.period_date}.csv"`);
     res.send(`${CSV_COLUMNS.join(',')}\n${CSV_COLUMNS.map((c) => String(s[c])).join(',')}\n`);
   });
 
   router.get('/merchant/settlements/:id', allow('merchant'), async (req, res) => {
-    res.json(settlementJson(await ownSettlement(req, String(req.params.id))));
+    res.json(settlementJson(await merchantSettlement(deps, callerOf(req), String(req.params.id))));
   });
 
   return router;
