@@ -19,6 +19,8 @@ export interface AttemptLog {
   duration_ms: number;
   error?: string;
   excerpt?: string;
+  /** When the attempt is to be retried: the backoff drawn for it (jitter included). */
+  retry_in_ms?: number;
 }
 
 export interface WebhookDeliveryRow {
@@ -121,7 +123,7 @@ export async function recordAttempt(
     .where({ id })
     .update({
       attempts: db.raw('attempts + 1'),
-      attempt_log: db.raw(`attempt_log || ?::jsonb`, [JSON.stringify([attempt])]),
+      attempt_log: db.raw(`attempt_log || ?::jsonb`, [JSON.stringify([next.status === 'pending' ? { ...attempt, retry_in_ms: next.delayMs } : attempt])]),
       status: next.status,
       next_attempt_at: next.status === 'pending' ? db.raw('now() + make_interval(secs => ?)', [next.delayMs / 1000]) : null,
       delivered_at: next.status === 'delivered' ? db.fn.now() : null,
