@@ -24,6 +24,7 @@ import * as paymentReference from './20261201000100_transactions_payment_referen
 import * as unguessableNumbers from './20261201000200_unguessable_numbers.js';
 import * as operationPaymentReference from './20261201000300_operations_payment_reference.js';
 import * as apiKeysLastUsed from './20261201000400_api_keys_last_used.js';
+import * as dropNumberCounters from './20261201000500_drop_number_counters.js';
 import * as failedOpsByAge from './20261201001100_index_failed_operations_by_age.js';
 import * as idempotencyByAge from './20261201001200_index_idempotency_keys_by_age.js';
 import * as eventsRelayedAt from './20261201001300_index_events_relayed_at.js';
@@ -58,6 +59,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261201000200_unguessable_numbers': unguessableNumbers,
   '20261201000300_operations_payment_reference': operationPaymentReference,
   '20261201000400_api_keys_last_used': apiKeysLastUsed,
+  '20261201000500_drop_number_counters': dropNumberCounters,
   '20261201001100_index_failed_operations_by_age': failedOpsByAge,
   '20261201001200_index_idempotency_keys_by_age': idempotencyByAge,
   '20261201001300_index_events_relayed_at': eventsRelayedAt,
