@@ -12,11 +12,18 @@ export function encodeCursor(row: { created_at: Date | string; cursor_t?: string
   return Buffer.from(JSON.stringify({ t, id: String(row.id) })).toString('base64url');
 }
 
-export function decodeCursor(cursor: string | undefined): Cursor | undefined {
+const CURSOR_ID = {
+  uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+  // Operation ids (`op_…`; bench and fault scripts make their own of this alphabet).
+  text: /^[A-Za-z0-9_-]{1,100}$/,
+};
+
+/** `idType` says what the list's ids look like, so that a forged cursor is a 400 rather than a failed cast in SQL. */
+export function decodeCursor(cursor: string | undefined, idType: keyof typeof CURSOR_ID = 'uuid'): Cursor | undefined {
   if (!cursor) return undefined;
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as Cursor;
-    if (typeof value.t !== 'string' || typeof value.id !== 'string' || Number.isNaN(Date.parse(value.t))) throw new Error('shape');
+    if (typeof value.t !== 'string' || typeof value.id !== 'string' || Number.isNaN(Date.parse(value.t)) || !CURSOR_ID[idType].test(value.id)) throw new Error('shape');
     return value;
   } catch {
     throw new AppError('VALIDATION_ERROR', 'cursor is not valid', { issues: [{ field: 'cursor', message: 'not a cursor this API issued' }] });

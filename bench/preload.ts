@@ -29,6 +29,14 @@ export interface PreloadOptions {
 
 const uuidSql = (expr: string) => `(md5(${expr})::uuid)`;
 
+/** Member m of card c (of `members` per card): `+` and 22 digits, the run's start in ms, then c·members + m. */
+const benchPhoneSql = (run: string, members: number, c: string, m: string) => `'+${parseInt(run, 36)}' || lpad((${c} * ${members} + ${m})::text, 9, '0')`;
+const benchEmailSql = (run: string, c: string, m: string) => `'bench-${run}-' || ${c} || '-' || ${m} || '@bench.example'`;
+
+/** The phone and email bench/preload.ts gives member m of card c in run `run`, for lookups. */
+export const benchPhone = (run: string, members: number, c: number, m: number) => `+${parseInt(run, 36)}${String(c * members + m).padStart(9, '0')}`;
+export const benchEmail = (run: string, c: number, m: number) => `bench-${run}-${c}-${m}@bench.example`;
+
 export async function preload(db: Knex, o: PreloadOptions): Promise<Preload> {
   const run = Date.now().toString(36);
   const seed = `bench-${run}`;
@@ -45,9 +53,10 @@ export async function preload(db: Knex, o: PreloadOptions): Promise<Preload> {
   const tx = (c: string) => uuidSql(`'${seed}-t-' || ${c}`);
   const bind = [o.cards, o.membersPerCard];
   await db.transaction(async (trx) => {
+    // Phones and emails are unique among members, also across runs into one database: both carry the run.
     await trx.raw(
       `INSERT INTO member_profiles (id, member_no, name, phone, email)
-       SELECT ${member('c', 'm')}, 'B${run}-' || c || '-' || m, 'Bench ' || c || '-' || m, '09' || lpad((c * 10 + m)::text, 8, '0'), NULL
+       SELECT ${member('c', 'm')}, 'B${run}-' || c || '-' || m, 'Bench ' || c || '-' || m, ${benchPhoneSql(run, o.membersPerCard, 'c', 'm')}, ${benchEmailSql(run, 'c', 'm')}
          FROM generate_series(1, ?) c, generate_series(0, ? - 1) m`,
       bind,
     );

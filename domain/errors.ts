@@ -11,6 +11,8 @@ export const ERROR_STATUS = {
   NOT_FOUND: 404,
   IDEMPOTENCY_KEY_REUSED: 409,
   CONFLICT: 409,
+  /** Another member (not erased) has this phone or email (`details.field`). */
+  MEMBER_EXISTS: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   UNPROCESSABLE: 422,

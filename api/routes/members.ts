@@ -8,6 +8,8 @@ import { loadLevels } from '../../db/queries/levels.js';
 import { insertCard, listCardsOfMember } from '../../db/queries/member-cards.js';
 import { findMember, insertMember, lockMember, type MemberProfileRow } from '../../db/queries/members.js';
 import { isUniqueViolation } from '../../db/pg-errors.js';
+import { contactConflict } from '../../db/queries/member-directory.js';
+import { memberExists } from '../../services/member-directory.js';
 import { cardRateMilli } from '../../domain/card-rate.js';
 import { AppError, conflict, notFound } from '../../domain/errors.js';
 import type { Level } from '../../domain/levels.js';
@@ -21,10 +23,13 @@ import { cardJson, iso, memberJson } from '../serializers.js';
 import { parse } from '../../domain/validate.js';
 import { identityJson } from '../views.js';
 
+// A phone or email in use is MEMBER_EXISTS (services/member-directory.ts); any other unique violation is the identity's.
 const identityConflict = (err: unknown) =>
-  isUniqueViolation(err)
-    ? conflict('This external identity is already bound, or the member already has one from this provider', { field: 'identity' })
-    : err;
+  contactConflict(err)
+    ? memberExists(err)
+    : isUniqueViolation(err)
+      ? conflict('This external identity is already bound, or the member already has one from this provider', { field: 'identity' })
+      : err;
 
 async function memberView(db: Db, member: MemberProfileRow, levels: readonly Level[]) {
   const [cards, identities] = await Promise.all([listCardsOfMember(db, member.id), listIdentities(db, member.id)]);

@@ -29,6 +29,10 @@ import * as failedOpsByAge from './20261201001100_index_failed_operations_by_age
 import * as idempotencyByAge from './20261201001200_index_idempotency_keys_by_age.js';
 import * as eventsRelayedAt from './20261201001300_index_events_relayed_at.js';
 import * as auditCheckpoints from './20261201001400_create_audit_checkpoints.js';
+import * as memberContactKeys from './20261201002100_member_contact_keys.js';
+import * as uniqueMemberContacts from './20261201002110_unique_member_contacts.js';
+import * as memberDirectoryIndexes from './20261201002120_index_member_directory.js';
+import * as memberProfileChanges from './20261201002130_create_member_profile_changes.js';
 
 type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void>; config?: { transaction?: boolean } };
 
@@ -64,6 +68,10 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261201001200_index_idempotency_keys_by_age': idempotencyByAge,
   '20261201001300_index_events_relayed_at': eventsRelayedAt,
   '20261201001400_create_audit_checkpoints': auditCheckpoints,
+  '20261201002100_member_contact_keys': memberContactKeys,
+  '20261201002110_unique_member_contacts': uniqueMemberContacts,
+  '20261201002120_index_member_directory': memberDirectoryIndexes,
+  '20261201002130_create_member_profile_changes': memberProfileChanges,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -33,7 +33,8 @@ export async function seedDemo(deps: Deps): Promise<DemoData> {
     const app = await createApiKey(trx, { role: 'app', name: 'demo member app' });
     const [merchant] = await trx('merchants').insert({ code: 'DEMO01', name: 'Demo Coffee', fee_rate: '0.0060' }).returning('*');
     const merchantKey = await createApiKey(trx, { role: 'merchant', merchantId: merchant.id, name: 'DEMO01 POS' });
-    const [member] = await trx('member_profiles').insert({ name: '王小明', phone: '0988123456', email: 'ming@example.com' }).returning('*');
+    // Phones and emails are unique among members: the demo's are made per install, like its password.
+    const [member] = await trx('member_profiles').insert({ name: '王小明', phone: `09${randomInt(10_000_000, 100_000_000)}`, email: `ming.${randomSecret(4).toLowerCase()}@example.com` }).returning('*');
     const standard = await insertCard(trx, { type: 'standard', owner_member_id: member.id });
     const prepaid = await insertCard(trx, { type: 'prepaid', owner_member_id: member.id, binding_password_hash: await bcrypt.hash(bindingPassword, 10) });
     await trx('card_bindings').insert([

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { expect } from 'chai';
 import { createApiKey } from '../../db/queries/api-keys.js';
 import type { TestSystem } from './system.js';
@@ -51,6 +51,13 @@ export interface BindingJson {
 }
 
 export const randomCode = (prefix = 'M') => `${prefix}${randomBytes(6).toString('hex').toUpperCase()}`;
+
+/**
+ * A phone and an email no other member has: both are unique among members that are not erased
+ * (409 MEMBER_EXISTS), and test files share one database (with DATABASE_URL, across runs too).
+ */
+export const randomPhone = () => `09${randomInt(10_000_000, 100_000_000)}`;
+export const randomEmail = (local = 'member') => `${local}.${randomBytes(5).toString('hex')}@example.com`;
 
 function ok(res: { status: number; body: unknown }, expected: number, what: string): void {
   expect(res.status, `${what}: ${JSON.stringify(res.body)}`).to.equal(expected);

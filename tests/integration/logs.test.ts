@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { createLogger } from '../../config/logger.js';
 import { LogCapture, startCapturedSystem, type CapturedSystem } from '../helpers/captured-system.js';
-import { createAppKey, createMember, createMerchant, issueCard, memberToken } from '../helpers/fixtures.js';
+import { createAppKey, createMember, createMerchant, issueCard, memberToken, randomEmail, randomPhone } from '../helpers/fixtures.js';
 import type { HttpResult } from '../helpers/http.js';
 import { charge, expectFailed, expectSucceeded, issueQr, recharge, refund } from '../helpers/money.js';
 
@@ -34,7 +34,7 @@ describe('logs: structured, correlated and free of secrets', function () {
     const appKey = await createAppKey(sys);
     secrets.set('app key', appKey);
 
-    const owner = await createMember(sys, { key: appKey, name: '陳大文', phone: '0912345678', email: 'owner@example.com' });
+    const owner = await createMember(sys, { key: appKey, name: '陳大文', phone: randomPhone(), email: randomEmail('owner') });
     const ownerToken = await memberToken(sys, owner.id, appKey);
     secrets.set('owner member token', ownerToken);
     const password = `bind-${randomBytes(8).toString('hex')}`;
