@@ -15,6 +15,9 @@ export function merchantJson(m: MerchantRow) {
     name: m.name,
     // Fee rates carry 4 decimals ("0.0060"): basis points matter for merchant fees.
     fee_rate: Number(m.fee_rate).toFixed(4),
+    // A changed rate applies from the next settlement day: until then the previous one settles.
+    fee_rate_from: m.fee_rate_from ?? null,
+    previous_fee_rate: m.previous_fee_rate == null ? null : Number(m.previous_fee_rate).toFixed(4),
     settlement_mode: m.settlement_mode,
     status: m.status,
     created_at: iso(m.created_at),

@@ -59,8 +59,9 @@ export interface PageRequest {
 /**
  * Newest first, keyset-paginated on (created_at, id) of `table` (a name or alias): selects the
  * cursor time, orders, fetches limit + 1 to know whether more exist, and starts after the cursor.
+ * `idType` is the SQL type of the id column (operations have text ids, `op_…`).
  */
-export function newestFirst<Q extends Knex.QueryBuilder>(db: Db, query: Q, table: string, page: PageRequest): Q {
+export function newestFirst<Q extends Knex.QueryBuilder>(db: Db, query: Q, table: string, page: PageRequest, idType: 'uuid' | 'text' = 'uuid'): Q {
   query
     .select(cursorTime(db, `${table}.created_at`))
     .orderBy([
@@ -68,7 +69,7 @@ export function newestFirst<Q extends Knex.QueryBuilder>(db: Db, query: Q, table
       { column: `${table}.id`, order: 'desc' },
     ])
     .limit(page.limit + 1);
-  if (page.cursor) query.whereRaw('(??, ??) < (?::timestamptz, ?::uuid)', [`${table}.created_at`, `${table}.id`, page.cursor.t, page.cursor.id]);
+  if (page.cursor) query.whereRaw(`(??, ??) < (?::timestamptz, ?::${idType})`, [`${table}.created_at`, `${table}.id`, page.cursor.t, page.cursor.id]);
   return query;
 }
 

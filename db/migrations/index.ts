@@ -33,6 +33,12 @@ import * as memberContactKeys from './20261201002100_member_contact_keys.js';
 import * as uniqueMemberContacts from './20261201002110_unique_member_contacts.js';
 import * as memberDirectoryIndexes from './20261201002120_index_member_directory.js';
 import * as memberProfileChanges from './20261201002130_create_member_profile_changes.js';
+import * as merchantFeeRates from './20261201002200_create_merchant_fee_rates.js';
+import * as merchantsFeeRateFrom from './20261201002210_merchants_fee_rate_from.js';
+import * as adminCardLists from './20261201002300_index_admin_card_lists.js';
+import * as transactionsNewest from './20261201002310_index_transactions_newest.js';
+import * as adminTransactionFilters from './20261201002320_index_admin_transaction_filters.js';
+import * as operationsByType from './20261201002330_index_operations_by_type.js';
 
 type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void>; config?: { transaction?: boolean } };
 
@@ -72,6 +78,12 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261201002110_unique_member_contacts': uniqueMemberContacts,
   '20261201002120_index_member_directory': memberDirectoryIndexes,
   '20261201002130_create_member_profile_changes': memberProfileChanges,
+  '20261201002200_create_merchant_fee_rates': merchantFeeRates,
+  '20261201002210_merchants_fee_rate_from': merchantsFeeRateFrom,
+  '20261201002300_index_admin_card_lists': adminCardLists,
+  '20261201002310_index_transactions_newest': transactionsNewest,
+  '20261201002320_index_admin_transaction_filters': adminTransactionFilters,
+  '20261201002330_index_operations_by_type': operationsByType,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

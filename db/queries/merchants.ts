@@ -4,7 +4,10 @@ export interface MerchantRow {
   id: string;
   code: string;
   name: string;
+  /** The rate last set; it applies from `fee_rate_from` (null: from the start), `previous_fee_rate` before it. */
   fee_rate: string;
+  fee_rate_from?: string | null;
+  previous_fee_rate?: string | null;
   settlement_mode: string;
   status: 'active' | 'suspended';
   created_at: Date;

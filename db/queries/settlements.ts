@@ -1,4 +1,5 @@
 import { newestFirst, type Db, type PageRequest } from '../knex.js';
+import { feeRateOnDaySql } from './merchant-fees.js';
 
 export interface SettlementRow {
   id: string;
@@ -20,8 +21,8 @@ export interface SettlementRow {
 
 /**
  * Settles one local day for every merchant with activity (or one merchant), in one statement:
- * gross = Σ payment finals, refunds = Σ refund amounts, fee = round half up(gross × fee_rate),
- * net = gross − refunds − fee. The unique (merchant, period) makes re-runs and concurrent runs
+ * gross = Σ payment finals, refunds = Σ refund amounts, fee = round half up(gross × the fee rate
+ * in force on that day: merchant-fees.ts), net = gross − refunds − fee. The unique (merchant, period) makes re-runs and concurrent runs
  * insert nothing twice; only the rows created by this call are returned.
  */
 export async function generateSettlements(db: Db, day: string, timeZone: string, merchantId?: string): Promise<SettlementRow[]> {
@@ -47,7 +48,7 @@ export async function generateSettlements(db: Db, day: string, timeZone: string,
        FROM activity a
        CROSS JOIN period p
        JOIN merchants m ON m.id = a.merchant_id
-       CROSS JOIN LATERAL (SELECT round(a.gross * m.fee_rate)::bigint AS fee) f
+       CROSS JOIN LATERAL (SELECT round(a.gross * ${feeRateOnDaySql('m.id', 'p.day')})::bigint AS fee) f
      ON CONFLICT (merchant_id, period_start) DO NOTHING
      RETURNING *`,
     [day, day, timeZone, day, timeZone, merchantId ?? null, merchantId ?? null],
