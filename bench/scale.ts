@@ -8,12 +8,13 @@ import { generateSettlements } from '../db/queries/settlements.js';
 import { createApiKey } from '../db/queries/api-keys.js';
 import { benchStores, startEngine } from './engine.js';
 import { call } from './load.js';
-import { preload } from './preload.js';
+import { benchEmail, benchPhone, preload } from './preload.js';
 import { summarize } from './stats.js';
 
 /**
- * `scale`: 1,000,000 cards and 5,000,000 transactions preloaded, then the list endpoints timed
- * over HTTP and the settlement of one 100,000-transaction day timed in SQL. The bulk payments are
+ * `scale`: 1,000,000 cards and 5,000,000 transactions preloaded, then the list endpoints (the
+ * members', cards' and merchants' own, the member directory and the admin's lists across
+ * tenants) timed over HTTP and the settlement of one 100,000-transaction day timed in SQL. The bulk payments are
  * paid with an external method and earn no points, so they need no ledger rows and every
  * invariant still holds.
  */
@@ -86,12 +87,30 @@ async function main() {
   const engine = await startEngine({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: `scale${data.run}`, RATE_LIMIT_PER_KEY_PER_MIN: '10000000', RATE_LIMIT_PER_IP_PER_MIN: '10000000', WORKER_METRICS_PORT: '0' });
   const admin = (await createApiKey(db, { role: 'admin', name: 'scale bench' })).key;
   const merchantKey = (await createApiKey(db, { role: 'merchant', merchantId: merchantIds[0]!, name: 'scale bench' })).key;
+  const card = (i: number, step: number) => 1 + ((i * step) % cards);
+  const payment = (i: number) => `PAYS${data.run.toUpperCase()}${String((i * 15485863) % total).padStart(9, '0')}`;
   const lists = {
-    member_transactions: (i: number) => `/v1/members/${memberId(data.run, 1 + ((i * 7919) % cards))}/transactions?limit=50`,
-    card_transactions: (i: number) => `/v1/cards/${data.cardId(1 + ((i * 104729) % cards))}/transactions?limit=50`,
+    member_transactions: (i: number) => `/v1/members/${memberId(data.run, card(i, 7919))}/transactions?limit=50`,
+    card_transactions: (i: number) => `/v1/cards/${data.cardId(card(i, 104729))}/transactions?limit=50`,
     merchant_transactions: () => `/v1/merchant/transactions?limit=50`,
+    // The directory (app key) and the admin's lists across tenants (API.md "Directory, keys and reports").
+    members_by_phone: (i: number) => `/v1/members?phone=${encodeURIComponent(benchPhone(data.run, 1, card(i, 7919), 0))}`,
+    members_by_email: (i: number) => `/v1/members?email=${encodeURIComponent(benchEmail(data.run, card(i, 104729), 0))}`,
+    members_by_name_prefix: (i: number) => `/v1/members?q=${encodeURIComponent(`Bench ${card(i, 7919)}`)}&limit=50`,
+    members: () => `/v1/members?limit=50`,
+    merchants: () => `/v1/merchants?limit=50`,
+    cards: () => `/v1/cards?limit=50`,
+    cards_of_member: (i: number) => `/v1/cards?member_id=${memberId(data.run, card(i, 7919))}`,
+    cards_by_type: () => `/v1/cards?type=voucher&limit=50`,
+    transactions: () => `/v1/transactions?limit=50`,
+    transactions_of_merchant: (i: number) => `/v1/transactions?merchant_id=${merchantIds[i % merchantIds.length]}&limit=50`,
+    transactions_by_type: (i: number) => `/v1/transactions?type=${i % 2 ? 'payment' : 'refund'}&limit=50`,
+    transactions_by_tx_no: (i: number) => `/v1/transactions?tx_no=${payment(i)}`,
+    operations: () => `/v1/operations?limit=50`,
+    operations_stuck: () => `/v1/operations?status=queued&older_than_s=60&limit=50`,
+    operations_by_type: (i: number) => `/v1/operations?type=${i % 2 ? 'payment' : 'refund'}&limit=50`,
   };
-  const keyOf = (name: string) => (name === 'merchant_transactions' ? merchantKey : admin);
+  const keyOf = (name: string) => (name === 'merchant_transactions' ? merchantKey : name.startsWith('members_by_') && name !== 'members_by_name_prefix' ? data.appKey : admin);
   /** Requests from..from+count-1 of a list by `concurrency` clients; their latencies. */
   const timeList = async (name: string, path: (i: number) => string, concurrency: number, from: number, count: number) => {
     const samples: number[] = [];
