@@ -1,11 +1,10 @@
 import { Router } from 'express';
 import type { Deps } from '../../app/deps.js';
-import { createApiKey, findMerchantKey, revokeApiKey } from '../../db/queries/api-keys.js';
-import { findMerchant, insertMerchant, lockMerchant } from '../../db/queries/merchants.js';
-import { isUniqueViolation } from '../../db/pg-errors.js';
-import { conflict, notFound } from '../../domain/errors.js';
+import { findMerchant } from '../../db/queries/merchants.js';
+import { notFound } from '../../domain/errors.js';
+import { createMerchant, createMerchantKey, revokeMerchantKey } from '../../services/merchants.js';
 import { allow } from '../middleware/auth.js';
-import { callerOf, idParam, recordAudit } from '../route-helpers.js';
+import { callerOf, idParam } from '../route-helpers.js';
 import { changeStatus, statusActions } from '../../services/status.js';
 import { reasonBody } from '../schemas/common.js';
 import { createApiKeyBody, createMerchantBody } from '../schemas/merchants.js';
@@ -17,19 +16,7 @@ export function merchantRoutes(deps: Deps): Router {
   const { db } = deps;
 
   router.post('/merchants', allow('admin'), async (req, res) => {
-    const body = parse(createMerchantBody, req.body);
-    const merchant = await db
-      .transaction(async (trx) => {
-        const row = await insertMerchant(trx, body);
-        await recordAudit(trx, req, { action: 'merchant.create', objectType: 'merchant', objectId: row.id, context: { code: row.code, fee_rate: body.fee_rate } });
-        return row;
-      })
-      .catch((err: unknown) => {
-        // The unique index decides, so two concurrent creates of one code cannot both win.
-        if (isUniqueViolation(err)) throw conflict(`A merchant with code ${body.code} already exists`, { field: 'code' });
-        throw err;
-      });
-    res.status(201).json(merchantJson(merchant));
+    res.status(201).json(merchantJson(await createMerchant(db, callerOf(req), parse(createMerchantBody, req.body))));
   });
 
   router.get('/merchants/:id', allow('admin'), async (req, res) => {
@@ -48,30 +35,13 @@ export function merchantRoutes(deps: Deps): Router {
 
   router.post('/merchants/:id/api-keys', allow('admin'), async (req, res) => {
     const id = idParam(req, 'id', 'merchant');
-    const body = parse(createApiKeyBody, req.body);
-    const created = await db.transaction(async (trx) => {
-      if (!(await lockMerchant(trx, id))) throw notFound('merchant');
-      const result = await createApiKey(trx, { role: 'merchant', merchantId: id, name: body.name });
-      await recordAudit(trx, req, { action: 'merchant.api_key_create', objectType: 'api_key', objectId: result.row.id, context: { merchant_id: id, prefix: result.row.prefix } });
-      return result;
-    });
-    // The only time the key is shown: only its hash is stored.
+    const { name } = parse(createApiKeyBody, req.body);
+    const created = await createMerchantKey(db, callerOf(req), id, name);
     res.status(201).json({ ...apiKeyJson(created.row), key: created.key });
   });
 
   router.delete('/merchants/:id/api-keys/:key_id', allow('admin'), async (req, res) => {
-    const merchantId = idParam(req, 'id', 'merchant');
-    const keyId = idParam(req, 'key_id', 'api key');
-    const key = await db.transaction(async (trx) => {
-      const current = await findMerchantKey(trx, merchantId, keyId);
-      if (!current) throw notFound('api key');
-      // Revoking twice answers the same revoked key; only the first revocation is an event.
-      if (current.status === 'revoked') return current;
-      const row = await revokeApiKey(trx, keyId);
-      await recordAudit(trx, req, { action: 'merchant.api_key_revoke', objectType: 'api_key', objectId: keyId, context: { merchant_id: merchantId, prefix: row.prefix } });
-      return row;
-    });
-    res.json(apiKeyJson(key));
+    res.json(apiKeyJson(await revokeMerchantKey(db, callerOf(req), idParam(req, 'id', 'merchant'), idParam(req, 'key_id', 'api key'))));
   });
 
   return router;
