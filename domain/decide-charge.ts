@@ -1,9 +1,10 @@
 import { cardRateMilli } from './card-rate.js';
+import { effectiveLimits, limitRefusal, NO_LIMITS, type CardLimits, type Today } from './card-limits.js';
 import { refusal, type Refusal } from './decision.js';
 import { applyDiscount, paysFromBalance, pointsEarned, type CardType } from './discount.js';
 import { levelAfterPoints, type Level } from './levels.js';
 import type { ErrorCode } from './errors.js';
-import { ACT_REFUSALS, mayAct } from './may-act.js';
+import { ACT_REFUSALS, mayAct, presentedQrRefusal, type PresentedQr } from './may-act.js';
 import { formatMinor } from './money.js';
 
 /** What a charge is decided on: the locked card, the presented QR, and who is involved. */
@@ -22,11 +23,13 @@ export interface ChargeState {
       }
     | undefined;
   /** The presented token's row when it is live (nulls when it is not). */
-  qr: { cardId: string | null; expiresAt: Date | null };
+  qr: PresentedQr;
   payerRole: string | null;
   merchantStatus: string | null;
   ownerStatus: string | null;
   payerStatus: string | null;
+  /** The card's own limits (null: the platform's) and its payments so far today; none when absent. */
+  limits?: { card: CardLimits; today: Today };
 }
 
 export interface ChargeRequest {
@@ -38,6 +41,8 @@ export interface ChargeRequest {
 
 export interface ChargeRules {
   levels: readonly Level[];
+  /** The platform's limits (CARD_* settings; null: none), under the card's own. */
+  limitDefaults?: CardLimits;
 }
 
 export interface ChargePlan {
@@ -60,7 +65,7 @@ export interface ChargePlan {
 }
 
 /** Every code decideCharge refuses with. */
-export const CHARGE_REFUSALS = [...ACT_REFUSALS, 'PAYMENT_METHOD_REQUIRED', 'INSUFFICIENT_BALANCE'] as const satisfies readonly ErrorCode[];
+export const CHARGE_REFUSALS = [...ACT_REFUSALS, 'PAYMENT_METHOD_REQUIRED', 'LIMIT_EXCEEDED', 'INSUFFICIENT_BALANCE'] as const satisfies readonly ErrorCode[];
 
 /** A charge that was refused for the QR itself (counted as an invalid QR). */
 export type ChargeRefusal = Refusal & { qrInvalid?: boolean };
@@ -69,12 +74,13 @@ export type ChargeRefusal = Refusal & { qrInvalid?: boolean };
  * A charge (DESIGN.md §2), decided without I/O: QR, then who may pay, then the card, then the
  * money. The discount follows the level before the payment; final = round half up (raw × rate);
  * points = floor(raw) in whole units for standard and prepaid cards; the level is recomputed after.
+ * A payment from the card's balance must stay within the card's limits (LIMIT_EXCEEDED, before
+ * INSUFFICIENT_BALANCE); a standard card pays with outside money and has none.
  */
 export function decideCharge(state: ChargeState, request: ChargeRequest, rules: ChargeRules): ChargeRefusal | ChargePlan {
   const { card, qr } = state;
-  if (!card || qr.cardId !== card.id || !qr.expiresAt || qr.expiresAt <= request.presentedAt) {
-    return { ...refusal('QR_EXPIRED_OR_INVALID', 'The QR code has expired or is not valid; ask the member to refresh it'), qrInvalid: true };
-  }
+  const invalidQr = presentedQrRefusal(card, qr, request.presentedAt);
+  if (invalidQr || !card) return { ...invalidQr!, qrInvalid: true };
   const refused = mayAct(card, { merchantStatus: state.merchantStatus, ownerStatus: state.ownerStatus, actorStatus: state.payerStatus }, { role: state.payerRole }, 'pay');
   if (refused) return refused;
   if (card.type === 'standard' && !request.paymentMethod) return refusal('PAYMENT_METHOD_REQUIRED', 'A standard card pays with an external method: give payment_method');
@@ -82,6 +88,11 @@ export function decideCharge(state: ChargeState, request: ChargeRequest, rules: 
   const rate = cardRateMilli(card, rules.levels);
   const finalMinor = applyDiscount(request.amountMinor, rate);
   const viaBalance = paysFromBalance(card.type);
+  if (viaBalance) {
+    const { limits } = effectiveLimits(state.limits?.card ?? NO_LIMITS, rules.limitDefaults ?? NO_LIMITS);
+    const overLimit = limitRefusal(limits, state.limits?.today ?? { spentMinor: 0, payments: 0 }, finalMinor);
+    if (overLimit) return overLimit;
+  }
   if (viaBalance && card.balance_minor < finalMinor) {
     return refusal('INSUFFICIENT_BALANCE', 'The card balance is not enough for this payment', { balance: formatMinor(card.balance_minor), needed: formatMinor(finalMinor) });
   }

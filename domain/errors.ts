@@ -33,12 +33,14 @@ export const ERROR_STATUS = {
   ORIGINAL_TX_NOT_FOUND: 422,
   REFUND_EXCEEDS_AVAILABLE: 422,
   REFUND_WINDOW_EXPIRED: 422,
+  LIMIT_EXCEEDED: 422,
+  APPROVAL_REJECTED: 422,
   BINDING_LIMIT_REACHED: 422,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
-/** The codes an operation may end with (API.md "Terminal business errors"). */
+/** The codes an operation may end with (API.md "Terminal business errors" and "Operator money tools"). */
 export const TERMINAL_OPERATION_CODES = [
   'INSUFFICIENT_BALANCE',
   'QR_EXPIRED_OR_INVALID',
@@ -53,6 +55,8 @@ export const TERMINAL_OPERATION_CODES = [
   'ORIGINAL_TX_NOT_FOUND',
   'REFUND_EXCEEDS_AVAILABLE',
   'REFUND_WINDOW_EXPIRED',
+  'LIMIT_EXCEEDED',
+  'APPROVAL_REJECTED',
   'INTERNAL_ERROR',
 ] as const satisfies readonly ErrorCode[];
 

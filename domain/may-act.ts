@@ -51,6 +51,24 @@ export function mayAct(card: ActingCard, member: ActingParties, binding: { role:
   return purpose === 'issue-qr' ? memberRefusal(member) : null;
 }
 
+/** A presented QR: its row when live (nulls when it is not), judged at the moment it was presented. */
+export interface PresentedQr {
+  cardId: string | null;
+  expiresAt: Date | null;
+}
+
+/**
+ * Whether the QR presented at `presentedAt` (when the operation was accepted, so a queue backlog
+ * never expires a valid scan) is a live token of this card: the first check of a charge and of a
+ * top-up at the till.
+ */
+export function presentedQrRefusal(card: { id?: string } | undefined, qr: PresentedQr, presentedAt: Date): Refusal | null {
+  if (!card || qr.cardId !== card.id || !qr.expiresAt || qr.expiresAt <= presentedAt) {
+    return refusal('QR_EXPIRED_OR_INVALID', 'The QR code has expired or is not valid; ask the member to refresh it');
+  }
+  return null;
+}
+
 function memberRefusal(member: ActingParties): Refusal | null {
   const suspended = (status: string | null | undefined) => status !== undefined && status !== 'active';
   return suspended(member.ownerStatus) || suspended(member.actorStatus) ? refusal('MEMBER_SUSPENDED', 'The member is suspended') : null;

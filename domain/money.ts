@@ -19,6 +19,23 @@ export function parseAmount(input: unknown, maxMinor: number, field = 'amount'):
   return minor;
 }
 
+/**
+ * A signed API amount (`"-25.00"`, `-25`, `"25.00"`) in minor units: a leading minus, then the
+ * same text rule as parseAmount. Zero is AMOUNT_INVALID (an adjustment of nothing is a mistake),
+ * and so is more than `maxMinor` either way.
+ */
+export function parseSignedAmount(input: unknown, maxMinor: number, field = 'amount'): number {
+  const text = typeof input === 'number' ? (Number.isFinite(input) ? String(input) : '') : typeof input === 'string' ? input : '';
+  const negative = text.startsWith('-');
+  try {
+    const minor = parseAmount(negative ? text.slice(1) : text, maxMinor, field);
+    return negative ? -minor : minor;
+  } catch (err) {
+    if (!(err instanceof AppError)) throw err;
+    throw new AppError('AMOUNT_INVALID', `${field} must be a signed amount such as "-25.00" or "25.00": not 0, at most 2 decimals, at most ${formatMinor(maxMinor)} either way`, { field });
+  }
+}
+
 /** Minor units to the API's string form with exactly two decimals: 28405 → "284.05". */
 export function formatMinor(minor: number): string {
   if (!Number.isSafeInteger(minor)) throw new RangeError(`not a minor-unit amount: ${minor}`);
