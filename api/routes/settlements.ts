@@ -19,7 +19,8 @@ const adminQuery = z.strictObject({ ...filters, merchant_id: fields.uuid.optiona
 const merchantQuery = z.strictObject(filters);
 const runBody = z.strictObject({ date: day, merchant_id: fields.uuid.optional() });
 
-const CSV_COLUMNS = ['id', 'merchant_id', 'period_date', 'period_start', 'period_end', 'gross_amount', 'refund_amount', 'fee_amount', 'net_amount', 'payment_count', 'refund_count', 'status', 'created_at'] as const;
+// New columns go last: a reader that takes columns by position keeps working.
+const CSV_COLUMNS = ['id', 'merchant_id', 'period_date', 'period_start', 'period_end', 'gross_amount', 'refund_amount', 'fee_amount', 'net_amount', 'payment_count', 'refund_count', 'status', 'created_at', 'recharge_amount', 'recharge_count'] as const;
 
 /** T+1 settlements: admins list, run and move them; merchants read their own (JSON and CSV). */
 export function settlementRoutes(deps: Deps): Router {

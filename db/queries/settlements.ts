@@ -13,6 +13,9 @@ export interface SettlementRow {
   net_minor: number;
   payment_count: number;
   refund_count: number;
+  /** Till top-ups (POST /v1/recharges) the merchant took the money for: deducted from net. */
+  recharge_minor: number;
+  recharge_count: number;
   status: 'pending' | 'confirmed' | 'paid';
   created_at: Date;
   confirmed_at: Date | null;
@@ -22,7 +25,9 @@ export interface SettlementRow {
 /**
  * Settles one local day for every merchant with activity (or one merchant), in one statement:
  * gross = Σ payment finals, refunds = Σ refund amounts, fee = round half up(gross × the fee rate
- * in force on that day: merchant-fees.ts), net = gross − refunds − fee. The unique (merchant, period) makes re-runs and concurrent runs
+ * in force on that day: merchant-fees.ts), recharges = Σ the merchant's till top-ups (it holds
+ * that money: the card was credited), net = gross − refunds − fee − recharges (negative when the
+ * till took more top-ups than sales). The unique (merchant, period) makes re-runs and concurrent runs
  * insert nothing twice; only the rows created by this call are returned.
  */
 export async function generateSettlements(db: Db, day: string, timeZone: string, merchantId?: string): Promise<SettlementRow[]> {
@@ -35,16 +40,18 @@ export async function generateSettlements(db: Db, day: string, timeZone: string,
        SELECT t.merchant_id,
               coalesce(sum(t.final_amount_minor) FILTER (WHERE t.type = 'payment'), 0) AS gross,
               coalesce(sum(t.final_amount_minor) FILTER (WHERE t.type = 'refund'), 0) AS refunds,
+              coalesce(sum(t.final_amount_minor) FILTER (WHERE t.type = 'recharge'), 0) AS recharges,
               count(*) FILTER (WHERE t.type = 'payment') AS payments,
-              count(*) FILTER (WHERE t.type = 'refund') AS refund_count
+              count(*) FILTER (WHERE t.type = 'refund') AS refund_count,
+              count(*) FILTER (WHERE t.type = 'recharge') AS recharge_count
          FROM transactions t, period p
         WHERE t.created_at >= p.start_at AND t.created_at < p.end_at
-          AND t.type IN ('payment', 'refund')
+          AND t.type IN ('payment', 'refund', 'recharge') AND t.merchant_id IS NOT NULL
           AND (CAST(? AS uuid) IS NULL OR t.merchant_id = CAST(? AS uuid))
         GROUP BY t.merchant_id
      )
-     INSERT INTO settlements (merchant_id, period_date, period_start, period_end, gross_minor, refund_minor, fee_minor, net_minor, payment_count, refund_count)
-     SELECT a.merchant_id, p.day, p.start_at, p.end_at, a.gross, a.refunds, f.fee, a.gross - a.refunds - f.fee, a.payments, a.refund_count
+     INSERT INTO settlements (merchant_id, period_date, period_start, period_end, gross_minor, refund_minor, fee_minor, recharge_minor, net_minor, payment_count, refund_count, recharge_count)
+     SELECT a.merchant_id, p.day, p.start_at, p.end_at, a.gross, a.refunds, f.fee, a.recharges, a.gross - a.refunds - f.fee - a.recharges, a.payments, a.refund_count, a.recharge_count
        FROM activity a
        CROSS JOIN period p
        JOIN merchants m ON m.id = a.merchant_id

@@ -112,7 +112,7 @@ export async function insertTransaction(db: Db, tx: SqlTransaction): Promise<{ i
       raw_amount_minor: tx.rawMinor ?? tx.finalMinor,
       discount_rate: tx.discountRate ?? '1.000',
       final_amount_minor: tx.finalMinor,
-      payment_method: tx.type === 'payment' ? 'cash' : null,
+      payment_method: tx.type === 'payment' || tx.type === 'recharge' ? 'cash' : null,
       created_at: at,
     })
     .returning(['id']);

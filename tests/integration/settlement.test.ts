@@ -219,6 +219,32 @@ describe('integration: T+1 settlement', function () {
     expect((await sys.deps.db('settlements').where({ id: ids.a21 }).first()).status).to.equal('pending');
   });
 
+  it('till top-ups: recharge_amount and recharge_count, deducted from net; recharges of no merchant (app, admin) are in no settlement', async () => {
+    const f = await createMerchant(sys, { fee_rate: '0.0100' });
+    const g = await createMerchant(sys);
+    const recharge = (merchantId: string | null, amountMinor: number, at: string) =>
+      insertTransaction(sys.deps.db, { type: 'recharge', merchantId, cardId: card.id, memberId: card.memberId, finalMinor: amountMinor, createdAt: at });
+    // Local day 2026-11-17 (UTC+8): [2026-11-16T16:00Z, 2026-11-17T16:00Z).
+    await pay(f.merchant.id, 10_000, '2026-11-17T02:00:00.000Z');
+    await recharge(f.merchant.id, 3_000, '2026-11-16T16:00:00.000Z'); // the day's first instant
+    await recharge(f.merchant.id, 2_000, '2026-11-17T15:59:59.000Z');
+    await recharge(f.merchant.id, 9_999, '2026-11-17T16:00:00.000Z'); // the 18th
+    await recharge(null, 50_000, '2026-11-17T03:00:00.000Z'); // an app or admin recharge: no merchant holds it
+    // G only took top-ups that day: nothing sold, and it owes what it took.
+    await recharge(g.merchant.id, 4_500, '2026-11-17T05:00:00.000Z');
+
+    const res = await run({ date: '2026-11-17' });
+    expect(res.status, JSON.stringify(res.body)).to.equal(201);
+    const byMerchant = (id: string) => res.body.data.find((s: { merchant_id: string }) => s.merchant_id === id);
+    // F: gross 100.00, fee round(10000 × 0.01) = 1.00, top-ups 30.00 + 20.00; net = 100.00 − 0 − 1.00 − 50.00 = 49.00.
+    expect(byMerchant(f.merchant.id)).to.include({ gross_amount: '100.00', refund_amount: '0.00', fee_amount: '1.00', recharge_amount: '50.00', net_amount: '49.00', payment_count: 1, refund_count: 0, recharge_count: 2 });
+    expect(byMerchant(g.merchant.id)).to.include({ gross_amount: '0.00', fee_amount: '0.00', recharge_amount: '45.00', net_amount: '-45.00', payment_count: 0, recharge_count: 1 });
+    // The admin recharge is no merchant's: nothing settles it.
+    expect(res.body.data.filter((s: { merchant_id: string | null }) => s.merchant_id === null)).to.have.length(0);
+    const [row] = await settlementsOf(f.merchant.id);
+    expect(row).to.include({ gross_minor: 10_000, fee_minor: 100, recharge_minor: 5_000, recharge_count: 2, net_minor: 4_900 });
+  });
+
   it('a merchant reads its own settlements as JSON and CSV; another merchant gets 404', async () => {
     const list = await sys.http.get('/v1/merchant/settlements', { key: a.key });
     expect(list.status).to.equal(200);
@@ -242,7 +268,8 @@ describe('integration: T+1 settlement', function () {
     const lines = csv.text.trimEnd().split('\n');
     expect(lines).to.have.length(2);
     const header = lines[0]!.split(',');
-    expect(header).to.deep.equal(['id', 'merchant_id', 'period_date', 'period_start', 'period_end', 'gross_amount', 'refund_amount', 'fee_amount', 'net_amount', 'payment_count', 'refund_count', 'status', 'created_at']);
+    // The till top-up columns came later: they are appended, so columns read by position stay where they were.
+    expect(header).to.deep.equal(['id', 'merchant_id', 'period_date', 'period_start', 'period_end', 'gross_amount', 'refund_amount', 'fee_amount', 'net_amount', 'payment_count', 'refund_count', 'status', 'created_at', 'recharge_amount', 'recharge_count']);
     const row = Object.fromEntries(header.map((h, i) => [h, lines[1]!.split(',')[i]]));
     expect(row).to.include({
       id: ids.a20,
@@ -257,6 +284,8 @@ describe('integration: T+1 settlement', function () {
       payment_count: '2',
       refund_count: '2',
       status: 'paid',
+      recharge_amount: '0.00',
+      recharge_count: '0',
     });
 
     // B cannot see A's settlement (404, not 403), and its own list holds only its own.
