@@ -16,6 +16,8 @@ import { memberRoutes } from './routes/members.js';
 import { cardRoutes } from './routes/cards.js';
 import { levelRoutes } from './routes/levels.js';
 import { operationRoutes } from './routes/operations.js';
+import { approvalRoutes } from './routes/approvals.js';
+import { cardLimitRoutes } from './routes/card-limits.js';
 import { qrRoutes } from './routes/qr.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { settlementRoutes } from './routes/settlements.js';
@@ -52,7 +54,9 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   v1.use(qrRoutes(deps));
   v1.use(cardRoutes(deps));
   v1.use(levelRoutes(deps));
+  v1.use(cardLimitRoutes(deps));
   v1.use(operationRoutes(deps, waiter));
+  v1.use(approvalRoutes(deps));
   v1.use(transactionRoutes(deps));
   v1.use(settlementRoutes(deps));
   v1.use(platformRoutes(deps));

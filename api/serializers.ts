@@ -1,14 +1,45 @@
 import { formatMinor, formatRate, parseRate } from '../domain/money.js';
 import { maskCardNo, maskEmail, maskName, maskPhone } from '../domain/masking.js';
-import type { CardRow } from '../db/queries/member-cards.js';
+import { cardLimitDefaults, type Config } from '../config/env.js';
+import { effectiveLimits, type CardLimits } from '../domain/card-limits.js';
+import { paysFromBalance, type CardType } from '../domain/discount.js';
+import { ownLimits, type CardRow } from '../db/queries/member-cards.js';
 import type { MemberRow } from '../db/queries/members.js';
 import type { OperationRow } from '../db/queries/operations.js';
 import type { TransactionRow } from '../db/queries/transactions.js';
 
 const iso = (t: Date | string | null | undefined) => (t ? new Date(t).toISOString() : null);
 
-/** `discountMilli` is the card's current rate: its level's, its fixed one (corporate), or 1000 (voucher). */
-export function cardJson(card: CardRow, discountMilli: number) {
+/**
+ * A card's limits in force (API.md PUT /v1/cards/:id/limits): each the card's own or else the
+ * platform's (`source` says which; null = no limit), judged per day in `time_zone`. Standard cards
+ * pay with outside money and have none (null).
+ */
+export function limitsJson(card: CardRow, config: Pick<Config, 'CARD_SINGLE_PAYMENT_LIMIT' | 'CARD_DAILY_SPEND_LIMIT' | 'CARD_DAILY_PAYMENT_COUNT' | 'SETTLEMENT_TZ'>) {
+  if (!paysFromBalance(card.type as CardType)) return null;
+  const { limits, source } = effectiveLimits(ownLimits(card), cardLimitDefaults(config));
+  const amount = (minor: number | null) => (minor === null ? null : formatMinor(minor));
+  return {
+    single_payment_limit: amount(limits.single_payment_limit),
+    daily_spend_limit: amount(limits.daily_spend_limit),
+    daily_payment_count: limits.daily_payment_count,
+    source,
+    time_zone: config.SETTLEMENT_TZ,
+  };
+}
+
+/** A card's own limits as an audit event records them (null: the platform default). */
+export const ownLimitsJson = (limits: CardLimits) => ({
+  single_payment_limit: limits.single_payment_limit === null ? null : formatMinor(limits.single_payment_limit),
+  daily_spend_limit: limits.daily_spend_limit === null ? null : formatMinor(limits.daily_spend_limit),
+  daily_payment_count: limits.daily_payment_count,
+});
+
+/**
+ * `discountMilli` is the card's current rate: its level's, its fixed one (corporate), or 1000
+ * (voucher); `config` gives the platform's limits under the card's own.
+ */
+export function cardJson(card: CardRow, discountMilli: number, config: Parameters<typeof limitsJson>[1]) {
   return {
     id: card.id,
     card_no: card.card_no,
@@ -21,6 +52,7 @@ export function cardJson(card: CardRow, discountMilli: number) {
     discount_rate: formatRate(discountMilli),
     fixed_discount: card.fixed_discount === null ? null : formatRate(parseRate(card.fixed_discount)),
     face_value: card.face_value_minor === null ? null : formatMinor(card.face_value_minor),
+    limits: limitsJson(card, config),
     expires_at: iso(card.expires_at),
     created_at: iso(card.created_at),
   };

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
+import type { CardLimits } from '../domain/card-limits.js';
 import { parseAmount } from '../domain/money.js';
 import { BOTH_SET, parseClusterNodes, parseRedisUrl, RedisTargetError } from './redis-target.js';
 
@@ -33,6 +34,30 @@ const amount = (fallback: string) =>
         return z.NEVER;
       }
     });
+
+/** An amount whose absence means "none" (a limit not set). */
+const optionalAmount = () =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return null;
+      try {
+        return parseAmount(v, Number.MAX_SAFE_INTEGER);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be an amount with at most 2 decimals, more than 0' });
+        return z.NEVER;
+      }
+    });
+
+/** A whole number whose absence means "none". */
+const optionalInt = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,12}$/, 'must be a whole number')
+    .optional()
+    .transform((v) => (v === undefined ? null : Number(v)))
+    .pipe(z.number().int().min(min).max(max).nullable());
 
 const cron = (fallback: string) =>
   z
@@ -126,6 +151,12 @@ const schema = z.object({
   // Face value an app key may put on a voucher (against a payment_reference); admins up to MAX_AMOUNT.
   MAX_VOUCHER_VALUE: amount('10000.00'),
   LARGE_TX_ALERT: amount('50000.00'),
+  // An adjustment larger than this either way (absolute) waits for a second admin key (four eyes).
+  ADJUSTMENT_APPROVAL_OVER: amount('1000.00'),
+  // Platform limits of a card's payments from its balance, where the card sets none; unset: no limit.
+  CARD_SINGLE_PAYMENT_LIMIT: optionalAmount(),
+  CARD_DAILY_SPEND_LIMIT: optionalAmount(),
+  CARD_DAILY_PAYMENT_COUNT: optionalInt(1, 1_000_000),
   REFUND_WINDOW_DAYS: int(180, 0, 3650),
   QR_SINGLE_USE: bool(true),
   QR_DEFAULT_TTL_S: int(900, 60, 3600),
@@ -256,6 +287,13 @@ export function loadConfigOrExit(): Config {
     process.exit(1);
   }
 }
+
+/** The platform's card limits (CARD_* settings): what a card without its own has; null = no limit. */
+export const cardLimitDefaults = (config: Pick<Config, 'CARD_SINGLE_PAYMENT_LIMIT' | 'CARD_DAILY_SPEND_LIMIT' | 'CARD_DAILY_PAYMENT_COUNT'>): CardLimits => ({
+  single_payment_limit: config.CARD_SINGLE_PAYMENT_LIMIT,
+  daily_spend_limit: config.CARD_DAILY_SPEND_LIMIT,
+  daily_payment_count: config.CARD_DAILY_PAYMENT_COUNT,
+});
 
 /** The names of every setting, for `.env.example` and the README table. */
 export const CONFIG_KEYS = Object.keys(schema.shape);

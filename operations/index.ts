@@ -1,13 +1,15 @@
-import type { OperationKind } from './kind.js';
+import { routesOf, type OperationKind } from './kind.js';
+import { adjustment } from './adjustment.js';
 import { payment } from './payment.js';
 import { refund } from './refund.js';
 import { recharge } from './recharge.js';
+import { rechargeReversal } from './recharge-reversal.js';
 
 /**
  * The registry of operation kinds: every list of operation types, job names, event types and
  * CHECK values derives from this one array (README "Adding an operation kind").
  */
-export const OPERATION_KINDS: readonly OperationKind[] = [payment, refund, recharge];
+export const OPERATION_KINDS: readonly OperationKind[] = [payment, refund, recharge, adjustment, rechargeReversal];
 
 /**
  * What is written outside any operation: a voucher is created with its value (a `recharge`
@@ -54,7 +56,7 @@ export function assertKindsDistinct(): void {
   const problems: string[] = [];
   const seen = new Map<string, string>();
   for (const kind of OPERATION_KINDS) {
-    for (const key of [`type ${kind.type}`, `path ${kind.http.path}`]) {
+    for (const key of [`type ${kind.type}`, ...routesOf(kind).map((route) => `path ${route.http.path}`)]) {
       if (seen.has(key)) problems.push(`${key} is declared twice (${seen.get(key)} and ${kind.type})`);
       seen.set(key, kind.type);
     }

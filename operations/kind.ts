@@ -10,7 +10,7 @@ import type { KeyRole } from '../domain/tokens.js';
 import type { Principal } from '../domain/principal.js';
 
 /** The parts of an operation its kind decides from the request; acceptance adds who asked, the key and the partition. */
-export type Draft = Omit<NewOperation, 'id' | 'principal' | 'idempotency_key' | 'request_hash' | 'api_key_id' | 'actor_role' | 'partition' | 'request_id' | 'ip'>;
+export type Draft = Omit<NewOperation, 'id' | 'status' | 'principal' | 'idempotency_key' | 'request_hash' | 'api_key_id' | 'actor_role' | 'partition' | 'request_id' | 'ip'>;
 
 /** What a draft may look up: the database, the settings, and the cards the caller may use. */
 export interface DraftContext {
@@ -54,13 +54,11 @@ export class Refused extends AppError {
 export type ApplyOperation = (trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read) => Promise<Applied>;
 
 /**
- * One kind of card operation (CONVENTIONS.md "Layout", README "Adding an operation kind"): how a
- * request becomes a draft, which card it runs on, how it is applied, and what it can end with.
- * The registry (operations/index.ts) derives every list of types from these.
+ * One way a request becomes an operation: an HTTP route (path, roles, body, rate limit), where the
+ * card comes from, and the draft. Most kinds have one; a kind may have more (a recharge is asked
+ * for by card id, or at the till with the member's QR), all applied by its one `apply`.
  */
-export interface OperationKind<Schema extends z.ZodType = z.ZodType> {
-  /** The `type` of the operation, and its job name on the partition queue. */
-  type: string;
+export interface OperationRoute<Schema extends z.ZodType = z.ZodType> {
   http: {
     /** Under /v1, with express path parameters. */
     path: string;
@@ -76,6 +74,23 @@ export interface OperationKind<Schema extends z.ZodType = z.ZodType> {
    */
   card: 'qr' | 'draft' | 'request';
   draft(ctx: DraftContext, request: OperationRequest<z.output<Schema>>): Promise<Draft>;
+}
+
+/**
+ * One kind of card operation (CONVENTIONS.md "Layout", README "Adding an operation kind"): how a
+ * request becomes a draft, which card it runs on, how it is applied, and what it can end with.
+ * The registry (operations/index.ts) derives every list of types from these.
+ */
+export interface OperationKind<Schema extends z.ZodType = z.ZodType> extends OperationRoute<Schema> {
+  /** The `type` of the operation, and its job name on the partition queue. */
+  type: string;
+  /** Further routes that make operations of this kind, each with its own body and draft. */
+  moreRoutes?: readonly OperationRoute[];
+  /**
+   * Whether an accepted operation waits for a second admin key before it is enqueued (four eyes):
+   * it is stored as `requires_approval` (services/approvals.ts approves or rejects it).
+   */
+  needsApproval?: (draft: Draft, config: Deps['config']) => boolean;
   apply: ApplyOperation;
   /** Every terminal code `apply` can refuse with (API.md lists them; tests hold `apply` to them). */
   refusals: readonly ErrorCode[];
@@ -87,5 +102,11 @@ export interface OperationKind<Schema extends z.ZodType = z.ZodType> {
   pointReasons: readonly string[];
 }
 
+/** Every route of a kind: its own, then its further ones. */
+export const routesOf = (kind: OperationKind): readonly OperationRoute[] => [kind, ...(kind.moreRoutes ?? [])];
+
 /** Declares a kind with its body schema's type flowing into `draft`. */
 export const defineKind = <Schema extends z.ZodType>(kind: OperationKind<Schema>): OperationKind<Schema> => kind;
+
+/** Declares a further route of a kind, with its body schema's type flowing into `draft`. */
+export const defineRoute = <Schema extends z.ZodType>(route: OperationRoute<Schema>): OperationRoute<Schema> => route;

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Deps } from '../app/deps.js';
+import { cardLimitDefaults } from '../config/env.js';
 import { CHARGE_REFUSALS, decideCharge } from '../domain/decide-charge.js';
 import { isRefusal } from '../domain/decision.js';
 import { maskCardNo, maskName } from '../domain/masking.js';
@@ -10,9 +11,9 @@ import { sha256 } from '../domain/tokens.js';
 import { fields } from '../domain/validate.js';
 import { cardChange } from '../db/queries/ledgers.js';
 import { toLevels, type LevelRow } from '../db/queries/levels.js';
-import type { MemberCardRow } from '../db/queries/member-cards.js';
+import { ownLimits, type MemberCardRow } from '../db/queries/member-cards.js';
 import type { OperationRecord } from '../db/queries/operations.js';
-import { qrUse } from '../db/queries/qr.js';
+import { cardWithQrSql, qrUse, type QrParties } from '../db/queries/qr.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
 import type { Read } from '../db/knex.js';
 import { defineKind, Refused, type Applied } from './kind.js';
@@ -20,43 +21,41 @@ import { defineKind, Refused, type Applied } from './kind.js';
 export const EXTERNAL_METHODS = ['cash', 'credit_card', 'wechat', 'alipay', 'line_pay'] as const;
 
 /** The card of a charge, locked, with the presented QR and everything the checks need. */
-interface ChargeRows extends MemberCardRow {
-  is_expired: boolean;
-  /** The presented token's row (locked), when it is live: null columns when it is not. */
-  qr_card_id: string | null;
-  qr_member_id: string | null;
-  qr_expires_at: Date | null;
-  merchant_status: string;
-  owner_status: string;
-  payer_status: string | null;
-  payer_name: string | null;
-  payer_role: string | null;
+interface ChargeRows extends MemberCardRow, QrParties {
   levels: LevelRow[];
   tx_no: string;
+  /** The card's payments so far today (SETTLEMENT_TZ), counted only when a daily limit is in force (0 otherwise). */
+  spent_today_minor: number;
+  payments_today: number;
 }
 
 /**
  * The card, then the presented QR, locked, with who pays and whether they and the merchant may,
- * the level table and the payment's number (reserved here; a refused charge leaves a gap): all a
- * charge reads, in one round trip.
+ * the level table, the payment's number (reserved here; a refused charge leaves a gap) and, when
+ * a daily limit is in force (the card's own, else the platform's), what the card's payments
+ * of today add up to: all a charge reads, in one round trip. Today's payments are a range of the
+ * card's index on (card_id, created_at); with no daily limit the range is not read at all.
  */
-async function lockChargeRows(read: Read, trx: Knex.Transaction, cardId: string, merchantId: string | null, tokenHash: string): Promise<ChargeRows | undefined> {
+async function lockChargeRows(read: Read, trx: Knex.Transaction, op: OperationRecord, config: Deps['config']): Promise<ChargeRows | undefined> {
+  const defaults = cardLimitDefaults(config);
   const [rows] = await read<ChargeRows>(
     trx
       .raw(
-        `WITH card AS (
-           SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = :card FOR NO KEY UPDATE
-         )
-         SELECT card.*, q.card_id AS qr_card_id, q.member_id AS qr_member_id, q.expires_at AS qr_expires_at,
-                (SELECT status FROM merchants WHERE id = :merchant) AS merchant_status,
-                (SELECT status FROM member_profiles WHERE id = card.owner_member_id) AS owner_status,
-                (SELECT status FROM member_profiles WHERE id = q.member_id) AS payer_status,
-                (SELECT name FROM member_profiles WHERE id = q.member_id) AS payer_name,
-                (SELECT role FROM card_bindings b WHERE b.card_id = q.card_id AND b.member_id = q.member_id) AS payer_role,
-                (SELECT json_agg(l ORDER BY l.level) FROM membership_levels l) AS levels,
-                ${nextTxNoSql('payment')} AS tx_no
-           FROM card LEFT JOIN LATERAL (SELECT * FROM card_qr_state WHERE token_hash = :hash FOR UPDATE) q ON true`,
-        { card: cardId, merchant: merchantId, hash: tokenHash },
+        cardWithQrSql({
+          lockQr: true,
+          columns: `(SELECT json_agg(l ORDER BY l.level) FROM membership_levels l) AS levels,
+                    ${nextTxNoSql('payment')} AS tx_no,
+                    d.spent_today_minor, d.payments_today`,
+          joins: `CROSS JOIN LATERAL (
+                    SELECT CAST(coalesce(sum(t.final_amount_minor), 0) AS bigint) AS spent_today_minor, CAST(count(*) AS integer) AS payments_today
+                      FROM transactions t
+                     WHERE t.card_id = card.id AND t.type = 'payment'
+                       AND t.created_at >= (date_trunc('day', now() AT TIME ZONE :tz) AT TIME ZONE :tz)
+                       AND card.type <> 'standard'
+                       AND (coalesce(card.daily_spend_limit_minor, CAST(:spend AS bigint)) IS NOT NULL OR coalesce(card.daily_payment_count, CAST(:count AS integer)) IS NOT NULL)
+                  ) d`,
+        }),
+        { card: op.card_id, merchant: op.merchant_id, hash: op.qr_token_hash, tz: config.SETTLEMENT_TZ, spend: defaults.daily_spend_limit, count: defaults.daily_payment_count },
       )
       .toSQL(),
   );
@@ -68,7 +67,7 @@ async function lockChargeRows(read: Read, trx: Knex.Transaction, cardId: string,
  * presented when the operation was accepted, so a queue backlog never expires a valid scan.
  */
 async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
-  const card = op.card_id && op.qr_token_hash ? await lockChargeRows(read, trx, op.card_id, op.merchant_id, op.qr_token_hash) : undefined;
+  const card = op.card_id && op.qr_token_hash ? await lockChargeRows(read, trx, op, deps.config) : undefined;
   const levels = card ? toLevels(card.levels) : [];
   const plan = decideCharge(
     {
@@ -78,9 +77,10 @@ async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Dep
       merchantStatus: card?.merchant_status ?? null,
       ownerStatus: card?.owner_status ?? null,
       payerStatus: card?.payer_status ?? null,
+      limits: card && { card: ownLimits(card), today: { spentMinor: card.spent_today_minor, payments: card.payments_today } },
     },
     { amountMinor: op.amount_minor, paymentMethod: op.payment_method, presentedAt: op.created_at },
-    { levels },
+    { levels, limitDefaults: cardLimitDefaults(deps.config) },
   );
   if (isRefusal(plan)) {
     // Counted once the batch commits: a batch retried alone must not count it twice.

@@ -5,7 +5,7 @@ import { formatMinor } from '../domain/money.js';
 import { auditAppend, takeChainTurn, type ChainTurn } from '../db/queries/audit-events.js';
 import { eventInsert } from '../db/queries/events.js';
 import type { Read, Statement } from '../db/knex.js';
-import { finishOperation, isTerminal, lockBatch, lockOperation, markProcessing, outcomeUpdate, type OperationRecord, type Outcome } from '../db/queries/operations.js';
+import { finishOperation, isRunnable, lockBatch, lockOperation, markProcessing, outcomeUpdate, type OperationRecord, type Outcome } from '../db/queries/operations.js';
 import { announcement, operationDoneChannel } from '../db/operation-done.js';
 import { crashPoint } from './crash-points.js';
 import { HeldWrites } from './held-writes.js';
@@ -49,7 +49,8 @@ interface Committed {
 function applyBatch(deps: Deps, started: OperationRecord, peers: number): Promise<Committed> {
   return deps.db.transaction(async (trx) => {
     const { ops: locked, now } = await lockBatch(trx, started.id, started.partition, peers);
-    const ops = locked.filter((op) => !isTerminal(op.status));
+    // Finished ones are skipped (a job that ran twice), and so is one that waits for approval.
+    const ops = locked.filter((op) => isRunnable(op.status));
     if (!ops.length) return { finished: [], afterCommit: [] };
     const audit = await takeChainTurn(trx, chainOf(started), ops.length);
     const held = new HeldWrites(trx);
@@ -111,11 +112,11 @@ async function removeJobsOfPeers(deps: Deps, started: OperationRecord, finished:
   }
 }
 
-/** Ends an operation as failed with `error.code`, unless it already ended (a job out of attempts, a merchant suspended since). */
+/** Ends an operation as failed with `error.code`, unless it already ended or was never a worker's (a job out of attempts, a merchant suspended since). */
 export async function failOperation(deps: Deps, operationId: string, error: AppError): Promise<unknown> {
   const failed = await deps.db.transaction(async (trx) => {
     const op = await lockOperation(trx, operationId);
-    if (!op || isTerminal(op.status)) return undefined;
+    if (!op || !isRunnable(op.status)) return undefined;
     const { outcome, writes } = refusal(trx, op, error);
     return finishOperation(trx, op.id, outcome, [...writes, ...(await auditAppend(trx, { ...refusalAudit(op, error), chain: chainOf(op) }))]);
   });

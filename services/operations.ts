@@ -5,11 +5,11 @@ import { AppError, notFound } from '../domain/errors.js';
 import { partitionOf } from '../domain/partition.js';
 import type { Caller, Principal } from '../domain/principal.js';
 import { sha256 } from '../domain/tokens.js';
-import { findByIdempotencyKey, findOperation, insertOperation, isTerminal, type OperationRecord } from '../db/queries/operations.js';
+import { findByIdempotencyKey, findOperation, insertOperation, isAtRest, type OperationRecord } from '../db/queries/operations.js';
 import { isUniqueViolation } from '../db/pg-errors.js';
 import type { AnnouncedOperation } from '../db/operation-done.js';
 import { operationJobOptions } from '../jobs/queues.js';
-import type { Draft, OperationKind, OperationRequest } from '../operations/kind.js';
+import type { Draft, OperationKind, OperationRequest, OperationRoute } from '../operations/kind.js';
 import { cardFor } from './card-access.js';
 
 /** Waits for an operation's announced outcome (the API's OperationWaiter), re-reading as a fallback. */
@@ -22,16 +22,18 @@ export interface Accepted {
 }
 
 /**
- * Accepts one operation request of any kind (DESIGN.md "Idempotency"): the kind makes the draft,
- * the insert is idempotent on (principal scope, key), the job is enqueued, and with `waitMs` the
- * outcome is awaited. The same key and request give the same operation whatever its state; a
+ * Accepts one operation request of any kind (DESIGN.md "Idempotency"): the kind's route makes the
+ * draft, the insert is idempotent on (principal scope, key), the job is enqueued, and with `waitMs`
+ * the outcome is awaited. The same key and request give the same operation whatever its state; a
  * different request under the key is 409. The request hash is taken over the normalized draft,
- * so `299` and `"299.00"` are the same request.
+ * so `299` and `"299.00"` are the same request. An operation the kind holds for four eyes is
+ * stored as `requires_approval` and neither enqueued nor waited for (services/approvals.ts).
  */
 export async function acceptOperation<Body>(
   deps: Deps,
   caller: Caller,
   kind: OperationKind,
+  route: OperationRoute,
   idempotencyKey: string,
   request: OperationRequest<Body>,
   wait?: { ms: number; waitFor: WaitFor },
@@ -39,7 +41,7 @@ export async function acceptOperation<Body>(
   const { principal } = caller;
   let draft: Draft;
   try {
-    draft = await kind.draft({ db: deps.db, config: deps.config, principal, cardFor: (id, need) => cardFor(deps.db, principal, id, need) }, request as never);
+    draft = await route.draft({ db: deps.db, config: deps.config, principal, cardFor: (id, need) => cardFor(deps.db, principal, id, need) }, request as never);
   } catch (err) {
     // A malformed request is refused as such; a well-formed one whose lookups fail now (say, the
     // card was unbound since) may be the retry of an accepted one, which still gets its operation.
@@ -48,15 +50,18 @@ export async function acceptOperation<Body>(
     if (existing) return { op: await outcome(existing, wait), created: false };
     throw err;
   }
-  // A card found at acceptance (from the QR, which a success consumes, or the original payment) is not part of what the client sent.
-  const requestHash = sha256(canonicalJson({ ...draft, member_id: undefined, card_id: kind.card === 'request' ? draft.card_id : undefined }));
+  // A card found at acceptance (from the QR, which a success consumes, or the original payment) is
+  // not part of what the client sent; a kind's further route is (its path joins the hash).
+  const requestHash = sha256(canonicalJson({ ...draft, member_id: undefined, card_id: route.card === 'request' ? draft.card_id : undefined, route: route === kind ? undefined : route.http.path }));
   // New keys are the common case: insert straight away, and look for the earlier operation only on a conflict.
   const id = `op_${randomUUID().replaceAll('-', '')}`;
   const { CARD_PARTITIONS: partitions } = deps.config;
+  const held = kind.needsApproval?.(draft, deps.config) ?? false;
   const inserted = await insertOperation(
     deps.db,
     {
       ...draft,
+      ...(held ? { status: 'requires_approval' as const } : {}),
       id,
       principal: principal.scope,
       idempotency_key: idempotencyKey,
@@ -67,7 +72,7 @@ export async function acceptOperation<Body>(
       request_id: caller.requestId,
       ip: caller.ip,
     },
-    kind.card === 'qr' ? { hash: draft.qr_token_hash!, partitions } : undefined,
+    route.card === 'qr' ? { hash: draft.qr_token_hash!, partitions } : undefined,
   ).catch((err: unknown) => {
     if (isUniqueViolation(err, 'operations_payment_reference')) throw new AppError('PAYMENT_REFERENCE_USED', 'This payment_reference has already been credited', { payment_method: draft.payment_method, payment_reference: draft.payment_reference });
     throw err;
@@ -79,6 +84,8 @@ export async function acceptOperation<Body>(
     if (earlier.request_hash !== requestHash) throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used for a different request', { operation_id: earlier.id });
     return { op: await outcome(earlier, wait), created: false };
   }
+  // Held for approval: the approval enqueues it.
+  if (held) return { op: inserted, created: true };
   // Listen before enqueueing: a worker quicker than this request cannot then finish unheard.
   const done = outcome(inserted, wait);
   done.catch(() => undefined); // its failure is answered below, after the enqueue
@@ -94,7 +101,7 @@ export async function readOperation(deps: Deps, principal: Principal, id: string
 }
 
 /** Redis trouble does not lose the operation: it is durable, and the reconciler enqueues it later. */
-async function enqueue(deps: Deps, op: OperationRecord): Promise<void> {
+export async function enqueue(deps: Deps, op: OperationRecord): Promise<void> {
   try {
     await deps.queues.partitions[op.partition]!.add(op.type, { operationId: op.id }, operationJobOptions(deps.config, op.id));
   } catch (err) {
@@ -102,9 +109,9 @@ async function enqueue(deps: Deps, op: OperationRecord): Promise<void> {
   }
 }
 
-/** The operation once terminal, or as it stands when the wait (if asked for) ends; `op` was just read. */
+/** The operation once at rest (terminal, or waiting for an approver), or as it stands when the wait (if asked for) ends; `op` was just read. */
 function outcome(op: OperationRecord, wait: { ms: number; waitFor: WaitFor } | undefined): Promise<AnnouncedOperation> {
-  if (!wait || isTerminal(op.status)) return Promise.resolve(op);
+  if (!wait || isAtRest(op.status)) return Promise.resolve(op);
   return wait.waitFor(op, wait.ms);
 }
 

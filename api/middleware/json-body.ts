@@ -7,7 +7,7 @@ import { AppError } from '../../domain/errors.js';
  * characters (no exponent, at most 2 decimals), which JSON.parse would already have rounded away
  * (`1e2` → 100, `1.999999999999999999` → 2).
  */
-export const AMOUNT_FIELDS: ReadonlySet<string> = new Set(['amount', 'face_value']);
+export const AMOUNT_FIELDS: ReadonlySet<string> = new Set(['amount', 'face_value', 'single_payment_limit', 'daily_spend_limit']);
 
 /** Numbers under an amount field become their source text; every other number is what JSON.parse makes of it. */
 function revive(key: string, value: unknown): unknown {

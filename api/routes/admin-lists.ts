@@ -50,7 +50,7 @@ export function adminListRoutes(deps: Deps): Router {
     const q = parse(cardListQuery, req.query, 'query');
     const { cards, levels } = await findCards(deps, principalOf(req), { memberId: q.member_id, status: q.status, type: q.type, limit: q.limit, cursor: decodeCursor(q.cursor) });
     // With member_id, each card says what that member is to it (owner, admin, member, viewer).
-    res.json(page(cards, q.limit, (c) => ({ ...cardJson(c, cardRateMilli(c, levels)), ...(c.binding_role === undefined ? {} : { role: c.binding_role }) })));
+    res.json(page(cards, q.limit, (c) => ({ ...cardJson(c, cardRateMilli(c, levels), deps.config), ...(c.binding_role === undefined ? {} : { role: c.binding_role }) })));
   });
 
   router.get('/transactions', allow('admin'), async (req, res) => {

@@ -22,7 +22,7 @@ export function cardRoutes(deps: Deps): Router {
   const { db, config } = deps;
 
   const bindingLock = failureLock(deps, 'bind-fail', config.BINDING_MAX_FAILURES, config.BINDING_LOCK_S, 'BINDING_LOCKED');
-  const view = async (card: MemberCardRow) => cardJson(card, cardRateMilli(card, await loadLevels(db)));
+  const view = async (card: MemberCardRow) => cardJson(card, cardRateMilli(card, await loadLevels(db)), config);
 
   router.post('/cards', allow('admin', 'app'), async (req, res) => {
     res.status(201).json(await view(await createCard(deps, callerOf(req), parse(createCardBody, req.body))));

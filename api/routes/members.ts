@@ -17,10 +17,10 @@ import { createMemberBody, emptyBody, identityBody } from '../schemas/members.js
 import { cardJson, iso, memberJson } from '../serializers.js';
 import { identityJson } from '../views.js';
 
-async function memberView(db: Db, member: MemberProfileRow, levels: readonly Level[]) {
+async function memberView(db: Db, member: MemberProfileRow, levels: readonly Level[], config: Deps['config']) {
   const [cards, identities] = await Promise.all([listCardsOfMember(db, member.id), listIdentities(db, member.id)]);
   return memberJson(member, {
-    cards: cards.map((c) => ({ ...cardJson(c, cardRateMilli(c, levels)), role: c.binding_role })),
+    cards: cards.map((c) => ({ ...cardJson(c, cardRateMilli(c, levels), config), role: c.binding_role })),
     identities: identities.map(identityJson),
   });
 }
@@ -31,12 +31,12 @@ export function memberRoutes(deps: Deps): Router {
 
   router.post('/members', allow('admin', 'app'), async (req, res) => {
     const member = await createMember(db, callerOf(req), parse(createMemberBody, req.body));
-    res.status(201).json(await memberView(db, member, await loadLevels(db)));
+    res.status(201).json(await memberView(db, member, await loadLevels(db), deps.config));
   });
 
   router.get('/members/:id', allow('admin', 'app', 'member'), async (req, res) => {
     const member = await readableMember(db, principalOf(req), idParam(req, 'id', 'member'));
-    res.json(await memberView(db, member, await loadLevels(db)));
+    res.json(await memberView(db, member, await loadLevels(db), deps.config));
   });
 
   router.post('/members/:id/identities', allow('admin', 'app'), async (req, res) => {
@@ -60,7 +60,7 @@ export function memberRoutes(deps: Deps): Router {
     router.post(`/members/:id/${action}`, allow('admin'), async (req, res) => {
       const { reason } = parse(reasonBody, req.body);
       const member = await changeStatus(db, callerOf(req), 'member', action, idParam(req, 'id', 'member'), reason);
-      res.json(await memberView(db, member, await loadLevels(db)));
+      res.json(await memberView(db, member, await loadLevels(db), deps.config));
     });
   }
 

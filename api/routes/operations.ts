@@ -2,9 +2,10 @@ import { Router, type Request, type Response } from 'express';
 import type { Deps } from '../../app/deps.js';
 import { AppError } from '../../domain/errors.js';
 import { parse } from '../../domain/validate.js';
-import { findOperation, isTerminal } from '../../db/queries/operations.js';
+import { findOperation, isAtRest, isTerminal } from '../../db/queries/operations.js';
 import type { AnnouncedOperation } from '../../db/operation-done.js';
 import { OPERATION_KINDS } from '../../operations/index.js';
+import { routesOf } from '../../operations/kind.js';
 import { acceptOperation, readOperation, type WaitFor } from '../../services/operations.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { rateLimit } from '../middleware/rate-limit.js';
@@ -19,17 +20,20 @@ import { callerOf } from '../route-helpers.js';
 export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
   const router = Router();
   const { config } = deps;
-  const waitFor: WaitFor = (op, ms) => waiter.waitFor<AnnouncedOperation>(op.id, ms, async () => (await findOperation(deps.db, op.id)) ?? op, (o) => isTerminal(o.status), op);
+  // A wait ends at a terminal status, or at requires_approval (only a person moves it on).
+  const waitFor: WaitFor = (op, ms) => waiter.waitFor<AnnouncedOperation>(op.id, ms, async () => (await findOperation(deps.db, op.id)) ?? op, (o) => isAtRest(o.status), op);
 
   for (const kind of OPERATION_KINDS) {
-    const { path, roles, body, ratePerKeyPerMin } = kind.http;
-    const limits = ratePerKeyPerMin ? [rateLimit(deps, kind.type, ratePerKeyPerMin(config), (req) => req.principal?.keyId)] : [];
-    router.post(path, allow(...roles), ...limits, async (req, res) => {
-      const idempotencyKey = requireIdempotencyKey(req);
-      const request = { params: req.params as Record<string, string>, body: parse(body, req.body) };
-      const { op, created } = await acceptOperation(deps, callerOf(req), kind, idempotencyKey, request, preferredWait(req, res));
-      send(res, op, created ? 'created' : 'replay');
-    });
+    for (const route of routesOf(kind)) {
+      const { path, roles, body, ratePerKeyPerMin } = route.http;
+      const limits = ratePerKeyPerMin ? [rateLimit(deps, kind.type, ratePerKeyPerMin(config), (req) => req.principal?.keyId)] : [];
+      router.post(path, allow(...roles), ...limits, async (req, res) => {
+        const idempotencyKey = requireIdempotencyKey(req);
+        const request = { params: req.params as Record<string, string>, body: parse(body, req.body) };
+        const { op, created } = await acceptOperation(deps, callerOf(req), kind, route, idempotencyKey, request, preferredWait(req, res));
+        send(res, op, created ? 'created' : 'replay');
+      });
+    }
   }
 
   router.get('/operations/:id', allow('merchant', 'member', 'app', 'admin'), async (req, res) => {

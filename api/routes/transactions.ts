@@ -7,10 +7,10 @@ import { cardFor, isUuid } from '../../services/card-access.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { decodeCursor, page } from '../pagination.js';
 import { transactionJson } from '../serializers.js';
+import { TRANSACTION_TYPES } from '../../operations/index.js';
 import { fields, listQuery, parse } from '../../domain/validate.js';
 
-const TYPES = ['payment', 'refund', 'recharge'] as const;
-const baseQuery = { ...listQuery, type: z.enum(TYPES).optional(), from: fields.isoTime.optional(), to: fields.isoTime.optional() };
+const baseQuery = { ...listQuery, type: z.enum(TRANSACTION_TYPES as [string, ...string[]]).optional(), from: fields.isoTime.optional(), to: fields.isoTime.optional() };
 const memberQuery = z.strictObject(baseQuery);
 const merchantQuery = z.strictObject({ ...baseQuery, status: z.enum(['completed', 'partially_refunded', 'refunded']).optional() });
 

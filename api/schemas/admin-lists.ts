@@ -54,7 +54,8 @@ export const transactionListQuery = z
 
 export const operationListQuery = z.strictObject({
   ...listQuery,
-  status: z.enum(['queued', 'processing', 'succeeded', 'failed']).optional(),
+  // requires_approval lists what waits for a second admin key (four eyes).
+  status: z.enum(['requires_approval', 'queued', 'processing', 'succeeded', 'failed', 'rejected']).optional(),
   type: operationType.optional(),
   older_than_s: seconds.optional(),
 });

@@ -1,9 +1,12 @@
 import { runTogether, type Db, type Statement } from '../knex.js';
 import type { MemberCardRow } from './member-cards.js';
 
+/** Why a balance moved (balance_ledger.reason; the registry's BALANCE_REASONS). */
+export type BalanceReason = 'payment' | 'refund' | 'recharge' | 'adjustment' | 'recharge_reversal';
+
 export interface CardChange {
   transactionId?: string;
-  balance?: { delta: number; reason: 'payment' | 'refund' | 'recharge' };
+  balance?: { delta: number; reason: BalanceReason };
   points?: { delta: number; reason: 'earn' | 'clawback' | 'adjustment'; note?: string; actorKeyId?: string };
 }
 
@@ -54,7 +57,7 @@ export async function changeCard(trx: Db, card: MemberCardRow, change: CardChang
 }
 
 /** A balance-only change (recharges, voucher face value); returns the balance after it. */
-export async function changeBalance(trx: Db, card: MemberCardRow, change: { delta: number; transactionId: string; reason: 'payment' | 'refund' | 'recharge' }): Promise<number> {
+export async function changeBalance(trx: Db, card: MemberCardRow, change: { delta: number; transactionId: string; reason: BalanceReason }): Promise<number> {
   return (await changeCard(trx, card, { transactionId: change.transactionId, balance: change })).balance;
 }
 

@@ -1,5 +1,6 @@
 import { runTogether, type Db, type Statement } from '../knex.js';
 import { isUniqueViolation } from '../pg-errors.js';
+import type { CardLimits } from '../../domain/card-limits.js';
 import type { CardType } from '../../domain/discount.js';
 
 export interface CardRow {
@@ -15,6 +16,10 @@ export interface CardRow {
   face_value_minor: number | null;
   expires_at: Date | null;
   created_at: Date;
+  /** The card's own limits (null: the platform default, CARD_* settings). */
+  single_payment_limit_minor: number | null;
+  daily_spend_limit_minor: number | null;
+  daily_payment_count: number | null;
 }
 
 export interface MemberCardRow extends CardRow {
@@ -108,6 +113,27 @@ export async function recomputeCardLevels(trx: Db): Promise<number> {
                FROM member_cards c2) l
       WHERE l.id = c.id AND l.level IS NOT NULL AND c.level IS DISTINCT FROM l.level`,
   ).then((r: { rowCount: number }) => r.rowCount);
+}
+
+/** The card's own limits as domain/card-limits.ts names them. */
+export const ownLimits = (card: Pick<CardRow, 'single_payment_limit_minor' | 'daily_spend_limit_minor' | 'daily_payment_count'>): CardLimits => ({
+  single_payment_limit: card.single_payment_limit_minor,
+  daily_spend_limit: card.daily_spend_limit_minor,
+  daily_payment_count: card.daily_payment_count,
+});
+
+/** Sets the limits named in `change` (null: back to the platform default); the caller holds the card's lock. */
+export async function setCardLimits(trx: Db, id: string, change: Partial<CardLimits>): Promise<MemberCardRow> {
+  const columns = {
+    ...(change.single_payment_limit !== undefined ? { single_payment_limit_minor: change.single_payment_limit } : {}),
+    ...(change.daily_spend_limit !== undefined ? { daily_spend_limit_minor: change.daily_spend_limit } : {}),
+    ...(change.daily_payment_count !== undefined ? { daily_payment_count: change.daily_payment_count } : {}),
+  };
+  const [row] = await trx<MemberCardRow>('member_cards')
+    .where({ id })
+    .update({ ...columns, updated_at: trx.fn.now() } as never)
+    .returning('*');
+  return row!;
 }
 
 export async function setBindingPasswordHash(db: Db, cardId: string, hash: string): Promise<void> {

@@ -12,7 +12,11 @@ export interface OperationRow {
   completed_at: Date | null;
 }
 
-export type OperationStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
+/**
+ * `requires_approval`: accepted, waiting for a second admin key (four eyes), not enqueued;
+ * `queued`/`processing`: a worker's to run; `succeeded`, `failed`, `rejected` (by the approver): terminal.
+ */
+export type OperationStatus = 'requires_approval' | 'queued' | 'processing' | 'succeeded' | 'failed' | 'rejected';
 
 export interface OperationRecord {
   id: string;
@@ -46,9 +50,21 @@ export interface OperationRecord {
   completed_at: Date | null;
 }
 
-export type NewOperation = Omit<OperationRecord, 'status' | 'error_code' | 'error_message' | 'result' | 'attempts' | 'created_at' | 'started_at' | 'completed_at'>;
+export type NewOperation = Omit<OperationRecord, 'status' | 'error_code' | 'error_message' | 'result' | 'attempts' | 'created_at' | 'started_at' | 'completed_at'> & {
+  /** Unset: queued. */
+  status?: 'requires_approval';
+};
 
-export const isTerminal = (status: OperationStatus) => status === 'succeeded' || status === 'failed';
+export const isTerminal = (status: OperationStatus) => status === 'succeeded' || status === 'failed' || status === 'rejected';
+
+/** A worker's to run: never one waiting for approval, never a finished one. */
+export const isRunnable = (status: OperationStatus) => status === 'queued' || status === 'processing';
+
+/**
+ * Where a wait (`Prefer: wait=N`) ends: a terminal status, or one that only a person moves on
+ * (requires_approval), which no wait of seconds would see change.
+ */
+export const isAtRest = (status: OperationStatus) => isTerminal(status) || status === 'requires_approval';
 
 export async function findOperation(db: Db, id: string): Promise<OperationRecord | undefined> {
   return prepared(db<OperationRecord>('operations').where({ id }).first());
@@ -114,6 +130,21 @@ export async function lockBatch(trx: Db, id: string, partition: number, peers: n
   ));
   // now() is the transaction's: the completed_at of every operation it ends.
   return { ops: rows.map(({ batch_now: _, ...op }) => op), now: rows[0]?.batch_now ?? new Date() };
+}
+
+/** Moves an operation waiting for approval to queued (its caller then enqueues it); undefined when it was not waiting. */
+export async function approvedOperation(trx: Db, id: string): Promise<OperationRecord | undefined> {
+  const [row] = await trx<OperationRecord>('operations').where({ id, status: 'requires_approval' }).update({ status: 'queued' }).returning('*');
+  return row;
+}
+
+/** Ends an operation waiting for approval as rejected (APPROVAL_REJECTED); undefined when it was not waiting. */
+export async function rejectedOperation(trx: Db, id: string, message: string): Promise<OperationRecord | undefined> {
+  const [row] = await trx<OperationRecord>('operations')
+    .where({ id, status: 'requires_approval' })
+    .update({ status: 'rejected', error_code: 'APPROVAL_REJECTED', error_message: message, completed_at: trx.fn.now() } as never)
+    .returning('*');
+  return row;
 }
 
 export type Outcome = { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; code: string; message: string };

@@ -35,6 +35,41 @@ export async function findQrByHash(db: Db, hash: string): Promise<QrLookup | und
   return rows[0];
 }
 
+/** Who is involved when a member's QR is presented at a merchant (columns of cardWithQrSql). */
+export interface QrParties {
+  is_expired: boolean;
+  /** The presented token's row, when it is live: null columns when it is not. */
+  qr_card_id: string | null;
+  qr_member_id: string | null;
+  qr_expires_at: Date | null;
+  merchant_status: string;
+  owner_status: string;
+  payer_status: string | null;
+  payer_name: string | null;
+  payer_role: string | null;
+}
+
+/**
+ * The SELECT of an operation presented with a member's QR at a merchant (a charge, a top-up at the
+ * till): the card `:card` locked, then the token `:hash` (locked when `lockQr`: a charge consumes
+ * it), with the merchant `:merchant`, the owner, the presenting member and its binding, and
+ * `columns` / `joins` of the caller's own. One round trip for all of it.
+ */
+export function cardWithQrSql(options: { columns: string; joins?: string; lockQr: boolean }): string {
+  return `WITH card AS (
+           SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = :card FOR NO KEY UPDATE
+         )
+         SELECT card.*, q.card_id AS qr_card_id, q.member_id AS qr_member_id, q.expires_at AS qr_expires_at,
+                (SELECT status FROM merchants WHERE id = :merchant) AS merchant_status,
+                (SELECT status FROM member_profiles WHERE id = card.owner_member_id) AS owner_status,
+                (SELECT status FROM member_profiles WHERE id = q.member_id) AS payer_status,
+                (SELECT name FROM member_profiles WHERE id = q.member_id) AS payer_name,
+                (SELECT role FROM card_bindings b WHERE b.card_id = q.card_id AND b.member_id = q.member_id) AS payer_role,
+                ${options.columns}
+           FROM card LEFT JOIN LATERAL (SELECT * FROM card_qr_state WHERE token_hash = :hash${options.lockQr ? ' FOR UPDATE' : ''}) q ON true
+           ${options.joins ?? ''}`;
+}
+
 /** Replaces the (card, member) token; the old one, if any, ends in history as rotated. */
 export async function issueQr(trx: Db, cardId: string, memberId: string, hash: string, ttlSeconds: number): Promise<QrStateRow> {
   await endQrTokens(trx, { card_id: cardId, member_id: memberId }, 'rotated');

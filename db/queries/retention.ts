@@ -13,7 +13,10 @@ const before = (db: Db, unit: 'hours' | 'days', amount: number) => db.raw(`now()
 const oldest = (db: Db, table: string, column: string, limit: number, where: (q: Knex.QueryBuilder) => void) =>
   db(table).select('id').where(where).orderBy(column).limit(limit).forUpdate().skipLocked();
 
-/** Failed operations (refusals, no transaction) older than `days`. */
+/**
+ * Failed operations (refusals, no transaction) older than `days`. Rejected ones (an approver's
+ * decision, rare) stay with their audit events.
+ */
 export const purgeFailedOperations = (db: Db, days: number, limit: number): Promise<number> =>
   db('operations')
     .whereIn(
@@ -36,7 +39,7 @@ export const releaseIdempotencyKeys = (db: Db, hours: number, limit: number): Pr
       oldest(db, 'operations', 'created_at', limit, (q) =>
         q
           .whereNotNull('idempotency_key')
-          .whereIn('status', ['succeeded', 'failed'])
+          .whereIn('status', ['succeeded', 'failed', 'rejected'])
           .andWhere('created_at', '<', before(db, 'hours', hours)),
       ),
     )

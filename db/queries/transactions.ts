@@ -31,10 +31,10 @@ export interface TransactionRecord extends TransactionRow {
   via_balance: boolean;
 }
 
-const PREFIX = { payment: 'PAY', refund: 'REF', recharge: 'RCH' } as const;
+const PREFIX = { payment: 'PAY', refund: 'REF', recharge: 'RCH', adjustment: 'ADJ', recharge_reversal: 'RRV' } as const;
 
 /**
- * PAY/REF/RCH + UTC date + 12 random digits + a Luhn check digit: readable on a receipt, and no
+ * PAY/REF/RCH/ADJ/RRV + UTC date + 12 random digits + a Luhn check digit: readable on a receipt, and no
  * number tells another (1e12 a day per type: a clash is a unique violation, retried like any
  * other). As SQL, so the jobs can reserve a number inside a statement they send anyway.
  */
@@ -54,6 +54,24 @@ export function transactionInsert(trx: Db, tx: NewTransaction & { id: string; tx
   return trx('transactions')
     .insert({ ...tx, tag: tx.tag ? JSON.stringify(tx.tag) : null })
     .toSQL();
+}
+
+/** The card locked (as lockCardStatement), with the number its operation's transaction will have (reserved; a refusal leaves a gap). */
+export const lockCardWithTxNo = (cardId: string, type: keyof typeof PREFIX): Statement => ({
+  sql: `SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired, ${nextTxNoSql(type)} AS tx_no FROM member_cards WHERE id = ? FOR NO KEY UPDATE`,
+  bindings: [cardId],
+});
+
+/**
+ * The recharge a reversal points at, locked (after its card, the order every operation of the card
+ * takes): a recharge of that card with that number, or nothing.
+ */
+export async function lockRechargeForReversal(read: Read, txNo: string, cardId: string): Promise<TransactionRecord | undefined> {
+  const [recharge] = await read<TransactionRecord>({
+    sql: `SELECT * FROM transactions WHERE tx_no = ? AND card_id = ? AND type = 'recharge' FOR NO KEY UPDATE`,
+    bindings: [txNo, cardId],
+  });
+  return recharge;
 }
 
 interface LockedPayment extends TransactionRecord {
@@ -83,6 +101,7 @@ export async function findMerchantTransaction(db: Db, txNo: string, merchantId: 
   return db('transactions').select('id', 'card_id', 'type').where({ tx_no: txNo, merchant_id: merchantId }).first();
 }
 
+/** What a refund leaves on its payment, or a reversal on its recharge (clawed 0): the amount taken back so far, points clawed, status. */
 export function refundOnPayment(trx: Db, paymentId: string, change: { refunded: number; clawed: number; status: string }): Statement {
   return trx('transactions')
     .where({ id: paymentId })

@@ -6,7 +6,10 @@ import { decideRefund, REFUND_REFUSALS } from '../../domain/decide-refund.js';
 import { isRefusal } from '../../domain/decision.js';
 import type { CardType } from '../../domain/discount.js';
 import { TERMINAL_OPERATION_CODES } from '../../domain/errors.js';
-import { EVENT_TYPES, OPERATION_KINDS, OPERATION_TYPES, REGISTRY_CHECKS, TRANSACTION_TYPES, WEBHOOK_EVENTS } from '../../operations/index.js';
+import { ADJUSTMENT_REFUSALS, decideAdjustment } from '../../domain/decide-adjustment.js';
+import { decideRechargeReversal, RECHARGE_REVERSAL_REFUSALS } from '../../domain/decide-recharge-reversal.js';
+import { assertKindsDistinct, BALANCE_REASONS, EVENT_TYPES, kindOf, OPERATION_KINDS, OPERATION_TYPES, REGISTRY_CHECKS, TRANSACTION_TYPES, WEBHOOK_EVENTS } from '../../operations/index.js';
+import { routesOf } from '../../operations/kind.js';
 import { LEVELS, PRESENTED } from './decisions-fixtures.js';
 
 const options = { seed: Number(process.env.FC_SEED ?? 20_261_201), numRuns: Number(process.env.FC_RUNS ?? 500) };
@@ -70,5 +73,41 @@ describe('operations registry', () => {
       }),
       options,
     );
+  });
+
+  it('decideAdjustment and decideRechargeReversal refuse only with the codes their kinds declare', () => {
+    fc.assert(
+      fc.property(fc.option(card, { nil: undefined }), fc.integer({ min: -2_000_000, max: 2_000_000 }).filter((a) => a !== 0), (c, delta) => {
+        const decision = decideAdjustment({ card: c }, { amountMinor: delta }, { maxBalanceMinor: 1_500_000 });
+        if (isRefusal(decision)) expect(ADJUSTMENT_REFUSALS).to.include(decision.refused);
+        else expect(decision.balanceAfterMinor).to.be.within(0, 1_500_000);
+      }),
+      options,
+    );
+    fc.assert(
+      fc.property(fc.option(card, { nil: undefined }), fc.constantFrom('card-1', 'card-2'), fc.nat({ max: 100_000 }), fc.nat({ max: 100_000 }), amount, (c, rechargeCard, final, reversed, raw) => {
+        const recharge = { card_id: rechargeCard, final_amount_minor: final, refunded_amount_minor: Math.min(reversed, final) };
+        const decision = decideRechargeReversal({ card: c, recharge }, { amountMinor: raw });
+        if (isRefusal(decision)) expect(RECHARGE_REVERSAL_REFUSALS).to.include(decision.refused);
+        else expect(decision.reversedTotalMinor).to.be.at.most(final);
+      }),
+      options,
+    );
+    expect(kindOf('adjustment').refusals).to.deep.equal(ADJUSTMENT_REFUSALS);
+    expect(kindOf('recharge_reversal').refusals).to.deep.equal(RECHARGE_REVERSAL_REFUSALS);
+  });
+
+  it('a kind may have several routes (a recharge by card id, and at the till by QR): each path once, all of the one type', () => {
+    expect(() => assertKindsDistinct()).to.not.throw();
+    const recharge = routesOf(kindOf('recharge'));
+    expect(recharge.map((r) => [r.http.path, r.card, [...r.http.roles]])).to.deep.equal([
+      ['/cards/:id/recharges', 'request', ['app', 'admin']],
+      ['/recharges', 'qr', ['merchant']],
+    ]);
+    const paths = OPERATION_KINDS.flatMap((k) => routesOf(k).map((r) => r.http.path));
+    expect(new Set(paths).size).to.equal(paths.length);
+    expect(TRANSACTION_TYPES).to.include.members(['adjustment', 'recharge_reversal']);
+    expect(BALANCE_REASONS).to.include.members(['adjustment', 'recharge_reversal']);
+    expect(OPERATION_KINDS.filter((k) => k.needsApproval).map((k) => k.type)).to.deep.equal(['adjustment']);
   });
 });
