@@ -19,6 +19,7 @@ import {
 } from '../helpers/money.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 import { startWorkers } from '../../workers/main.js';
+import { createApiKey } from '../../db/queries/api-keys.js';
 
 /**
  * Every terminal business error code of API.md, each produced through the HTTP API, and each
@@ -184,6 +185,32 @@ describe('e2e: terminal error codes', function () {
     }
     // The QR was not consumed by the refusals.
     expectSucceeded(await charge(sys, m.key, { qr, amount: '1.00' }));
+  });
+
+  it('LIMIT_EXCEEDED: a payment over the card’s single_payment_limit (details.limit names it)', async () => {
+    const { card } = await fundedCard('100.00');
+    expect((await sys.http.put(`/v1/cards/${card.id}/limits`, { single_payment_limit: '20.00' }, { key: sys.adminKey })).status).to.equal(200);
+    const op = await failsWith(await charge(sys, merchantKey, { qr: await issueQr(sys, card.id), amount: '20.01' }), 'LIMIT_EXCEEDED');
+    expect(op.error!.message).to.contain('20.00');
+    await expectLedgersMatch(sys, card.id, { balance: 10_000, points: 0 });
+  });
+
+  it('APPROVAL_REJECTED: an adjustment above ADJUSTMENT_APPROVAL_OVER rejected by a second admin key ends `rejected`', async () => {
+    const { card } = await fundedCard('10.00');
+    const approver = (await createApiKey(sys.deps.db, { role: 'admin', name: 'approver' })).key;
+    const held = await sys.http.post<OperationJson>(`/v1/cards/${card.id}/adjustments`, { amount: '1000.01', reason: 'test' }, { key: sys.adminKey, headers: { 'idempotency-key': `adj-${randomBytes(4).toString('hex')}` } });
+    expect(held.status, held.text).to.equal(202);
+    expect(held.body.status).to.equal('requires_approval');
+    const res = await sys.http.post<OperationJson>(`/v1/operations/${held.body.id}/reject`, {}, { key: approver });
+    expect(res.status, res.text).to.equal(200);
+    expect(res.body).to.include({ status: 'rejected' });
+    expect(res.body.error!.code).to.equal('APPROVAL_REJECTED');
+    const row = await sys.deps.db('operations').where({ id: held.body.id }).first();
+    expect(row).to.include({ status: 'rejected', error_code: 'APPROVAL_REJECTED' });
+    expect(row.completed_at).to.be.instanceOf(Date);
+    expect(await sys.deps.db('transactions').where({ operation_id: held.body.id })).to.have.length(0);
+    seen.add('APPROVAL_REJECTED');
+    await expectLedgersMatch(sys, card.id, { balance: 1_000 });
   });
 
   it('PAYMENT_METHOD_REQUIRED', async () => {

@@ -11,8 +11,8 @@ import type { TestSystem } from './system.js';
 
 export interface OperationJson {
   id: string;
-  type: 'payment' | 'refund' | 'recharge';
-  status: 'queued' | 'processing' | 'succeeded' | 'failed';
+  type: 'payment' | 'refund' | 'recharge' | 'adjustment' | 'recharge_reversal';
+  status: 'requires_approval' | 'queued' | 'processing' | 'succeeded' | 'failed' | 'rejected';
   created_at: string;
   completed_at: string | null;
   error: { code: string; message: string } | null;
