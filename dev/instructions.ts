@@ -27,6 +27,9 @@ OP=$(curl -s -X POST $MPS/v1/payments -H "Authorization: Bearer $POS" -H 'Conten
 curl -s $MPS/v1/operations/$(echo $OP | ${field('id')}) -H "Authorization: Bearer $POS"; echo
 curl -s -X POST $MPS/v1/refunds -H "Authorization: Bearer $POS" -H 'Content-Type: application/json' -H "Idempotency-Key: refund-$(date +%s)" -H 'Prefer: wait=5' -d "{\\"original_tx_no\\":\\"$(echo $OP | ${field('tx_no')})\\",\\"amount\\":\\"50.00\\"}"; echo
 curl -s $MPS/v1/cards/$CARD -H "Authorization: Bearer $APP"; echo
+# 5. a top-up at the till: the member shows a fresh QR (the payment used the last one), the cashier takes 500.00 in cash
+QR=$(curl -s -X POST $MPS/v1/cards/$CARD/qr -H "Authorization: Bearer $APP" -H 'Content-Type: application/json' -d '{}' | ${field('qr_plain')})
+curl -s -X POST $MPS/v1/recharges -H "Authorization: Bearer $POS" -H 'Content-Type: application/json' -H "Idempotency-Key: till-$(date +%s)" -H 'Prefer: wait=5' -d "{\\"qr\\":\\"$QR\\",\\"amount\\":\\"500.00\\",\\"payment_method\\":\\"cash\\"}"; echo
 ──────────────────────────────────────────
 `;
 }
