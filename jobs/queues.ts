@@ -11,21 +11,8 @@ import {
   type OperationPayload,
 } from './names.js';
 
-/**
- * All job options in one place (CONVENTIONS.md 2): the job id is the operation id, so enqueueing
- * the same operation twice (API + reconciler) never makes two jobs while the first is queued.
- */
-export function operationJobOptions(config: Config, operationId: string): JobsOptions {
-  return {
-    jobId: operationId,
-    attempts: config.JOB_ATTEMPTS,
-    backoff: { type: 'exponential', delay: config.JOB_BACKOFF_MS },
-    // The operation row is the record: a finished job is dropped at once (cheapest for Redis), and
-    // a later re-add of the same operation is a job whose worker finds the operation terminal.
-    removeOnComplete: true,
-    removeOnFail: { age: 7 * 86_400 },
-  };
-}
+// Card operations' job options live with the runner that enqueues follow-ups; every producer uses the same.
+export { operationJobOptions } from '../operations/enqueue.js';
 
 export function maintenanceJobOptions(jobId: string): JobsOptions {
   return {

@@ -12,7 +12,7 @@ import type { LockedCard } from '../db/queries/member-cards.js';
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { lockCardWithTxNo, transactionInsert } from '../db/queries/transactions.js';
-import { defineKind, type Applied } from './kind.js';
+import { amountOf, defineKind, type Applied } from './kind.js';
 
 /**
  * A balance correction by an operator: the signed amount moves the balance (never below 0, never
@@ -21,7 +21,7 @@ import { defineKind, type Applied } from './kind.js';
  */
 async function applyAdjustment(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
   const [card] = op.card_id ? await read<LockedCard & { tx_no: string }>(lockCardWithTxNo(op.card_id, 'adjustment')) : [];
-  const plan = decideAdjustment({ card }, { amountMinor: op.amount_minor }, { maxBalanceMinor: deps.config.MAX_BALANCE });
+  const plan = decideAdjustment({ card }, { amountMinor: amountOf(op) }, { maxBalanceMinor: deps.config.MAX_BALANCE });
   if (isRefusal(plan)) throw new AppError(plan.refused, plan.message, plan.details);
   const adjusted = card!;
   const tx = {
@@ -80,7 +80,7 @@ export const adjustment = defineKind({
       params: { reason: body.reason },
     };
   },
-  needsApproval: (draft, config) => adjustmentNeedsApproval(draft.amount_minor, config.ADJUSTMENT_APPROVAL_OVER),
+  needsApproval: (draft, config) => draft.amount_minor !== null && adjustmentNeedsApproval(draft.amount_minor, config.ADJUSTMENT_APPROVAL_OVER),
   apply: applyAdjustment,
   refusals: ADJUSTMENT_REFUSALS,
   events: { succeeded: 'adjustment.succeeded' },

@@ -30,7 +30,7 @@ export const TRANSACTION_TYPES = unique([...OPERATION_KINDS.flatMap((k) => k.tra
 export const BALANCE_REASONS = unique([...OPERATION_KINDS.flatMap((k) => k.balanceReasons), ...OUTSIDE_OPERATIONS.balanceReasons]);
 export const POINT_REASONS = unique([...OPERATION_KINDS.flatMap((k) => k.pointReasons), ...OUTSIDE_OPERATIONS.pointReasons]);
 /** The events a merchant may subscribe a webhook endpoint to. */
-export const WEBHOOK_EVENTS = unique([...OPERATION_KINDS.flatMap((k) => [k.events.succeeded, ...(k.events.failed ? [k.events.failed] : [])]), ...OUTSIDE_OPERATIONS.webhookEvents]);
+export const WEBHOOK_EVENTS = unique([...OPERATION_KINDS.flatMap((k) => (k.events ? [k.events.succeeded, ...(k.events.failed ? [k.events.failed] : [])] : [])), ...OUTSIDE_OPERATIONS.webhookEvents]);
 export const EVENT_TYPES = [...WEBHOOK_EVENTS, ...OUTSIDE_OPERATIONS.internalEvents];
 
 /** The kind of `type`; an operation row of an unknown type is a deployment error, not a business refusal. */

@@ -4,7 +4,7 @@ import type { Deps } from '../app/deps.js';
 import type { Read, Statement } from '../db/knex.js';
 import type { BindingRole } from '../db/queries/bindings.js';
 import type { MemberCardRow } from '../db/queries/member-cards.js';
-import type { NewOperation, OperationRecord } from '../db/queries/operations.js';
+import type { Ending, NewOperation, OperationParams, OperationRecord } from '../db/queries/operations.js';
 import { AppError, type ErrorCode } from '../domain/errors.js';
 import type { KeyRole } from '../domain/tokens.js';
 import type { Principal } from '../domain/principal.js';
@@ -27,15 +27,80 @@ export interface OperationRequest<Body> {
   body: Body;
 }
 
-/** What a successful operation writes (sent in one round trip), answers, and tells the outbox and the audit trail. */
-export interface Applied {
+/** An outbox event (the runner adds the operation's id to its data). */
+export interface OutboxEvent {
+  merchantId: string | null;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** An audit event of an operation (the runner adds who asked for it). */
+export interface AuditEvent {
+  action: string;
+  objectType: string;
+  objectId: string;
+  context: Record<string, unknown>;
+}
+
+/**
+ * An operation another one hands on to, on its own card's partition: a transfer's credit on the
+ * destination card. Its row is inserted with the writes of the operation that hands on (so it
+ * exists exactly when they committed, like an outbox row), enqueued after the commit, and driven
+ * by the reconciler if that enqueue is lost. It carries who asked (principal, key, request) from
+ * the operation before it and names the first one of the chain as its parent.
+ */
+export interface FollowUp {
+  /** Chosen by the kind from the parent's id (e.g. `<parent>-credit`): a leg can then exist only once. */
+  id: string;
+  /** An internal kind (no http) of the registry. */
+  type: string;
+  card_id: string;
+  amount_minor: number | null;
+  params: OperationParams;
+}
+
+/**
+ * An operation of this partition that continued (handed on to follow-ups) and that this one ends
+ * with its one terminal outcome: locked by this operation's `read` (a row of this partition, never
+ * another's), its outcome written with this operation's writes and announced with its batch. The
+ * audit event of an operation that ends another is that ending.
+ */
+export interface EndsOperation {
+  op: OperationRecord;
+  outcome: Ending;
+  event?: OutboxEvent;
+}
+
+interface AppliedBase {
+  /** Sent in one round trip: no two may change the same row (db/knex.ts runTogether). */
   writes: Statement[];
-  result: Record<string, unknown>;
-  event: { merchantId: string | null; type: string; data: Record<string, unknown> };
-  audit: { action: string; objectType: string; objectId: string; context: Record<string, unknown> };
+  audit: AuditEvent;
+  /** Inserted with the writes, enqueued on their partitions after commit. */
+  followUps?: FollowUp[];
+  ends?: EndsOperation;
   /** Run once the batch has committed (metrics): never for a transaction that rolls back. */
   afterCommit?: () => void;
 }
+
+/** What a successful operation writes (sent in one round trip), answers, and tells the outbox and the audit trail. */
+export interface Succeeded extends AppliedBase {
+  continues?: undefined;
+  result: Record<string, unknown>;
+  /** Internal kinds (follow-ups) tell the outbox nothing: the operation they end does. */
+  event?: OutboxEvent;
+}
+
+/**
+ * An operation whose writes are done here but whose end is not: it hands on to `followUps`
+ * (at least one) and stays `processing` (continued) until one of them ends it (`ends`). No job
+ * of its own applies it again; the reconciler leaves it to its follow-ups.
+ */
+export interface Continues extends AppliedBase {
+  continues: true;
+  followUps: [FollowUp, ...FollowUp[]];
+}
+
+export type Applied = Succeeded | Continues;
 
 /** A business refusal that has something to run once the batch commits (metrics); other refusals are plain AppErrors. */
 export class Refused extends AppError {
@@ -52,6 +117,32 @@ export class Refused extends AppError {
  * and the job is retried.
  */
 export type ApplyOperation = (trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read) => Promise<Applied>;
+
+/** What every kind declares, routed or internal. */
+interface KindBase {
+  /** The `type` of the operation, and its job name on the partition queue. */
+  type: string;
+  apply: ApplyOperation;
+  /** Every terminal code `apply` can refuse with (API.md lists them; tests hold `apply` to them). */
+  refusals: readonly ErrorCode[];
+  /** The outbox events it emits: on success, and on refusal when the merchant should hear of it. Internal kinds emit none. */
+  events?: { succeeded: string; failed?: string };
+  /** The transaction types and ledger reasons its writes use (the migrations' CHECK lists). */
+  transactionTypes: readonly string[];
+  balanceReasons: readonly string[];
+  pointReasons: readonly string[];
+  /**
+   * What a refused operation still hands on, given its code (a refusal of `apply`, or
+   * INTERNAL_ERROR once its job is out of attempts): a credit that cannot land sends the money back.
+   */
+  followUpsOnRefusal?(op: OperationRecord, code: ErrorCode, message: string): FollowUp[];
+  /**
+   * 'never' for a step that must happen once what came before it committed (the end of a
+   * transfer, which may hand money back): out of attempts, it stays open with an alert, and the
+   * reconciler drives it again, instead of ending INTERNAL_ERROR. Default 'fail'.
+   */
+  giveUp?: 'fail' | 'never';
+}
 
 /**
  * One way a request becomes an operation: an HTTP route (path, roles, body, rate limit), where the
@@ -81,9 +172,7 @@ export interface OperationRoute<Schema extends z.ZodType = z.ZodType> {
  * request becomes a draft, which card it runs on, how it is applied, and what it can end with.
  * The registry (operations/index.ts) derives every list of types from these.
  */
-export interface OperationKind<Schema extends z.ZodType = z.ZodType> extends OperationRoute<Schema> {
-  /** The `type` of the operation, and its job name on the partition queue. */
-  type: string;
+export interface RoutedKind<Schema extends z.ZodType = z.ZodType> extends KindBase, OperationRoute<Schema> {
   /** Further routes that make operations of this kind, each with its own body and draft. */
   moreRoutes?: readonly OperationRoute[];
   /**
@@ -91,22 +180,33 @@ export interface OperationKind<Schema extends z.ZodType = z.ZodType> extends Ope
    * it is stored as `requires_approval` (services/approvals.ts approves or rejects it).
    */
   needsApproval?: (draft: Draft, config: Deps['config']) => boolean;
-  apply: ApplyOperation;
-  /** Every terminal code `apply` can refuse with (API.md lists them; tests hold `apply` to them). */
-  refusals: readonly ErrorCode[];
-  /** The outbox events it emits: on success, and on refusal when the merchant should hear of it. */
-  events: { succeeded: string; failed?: string };
-  /** The transaction types and ledger reasons its writes use (the migrations' CHECK lists). */
-  transactionTypes: readonly string[];
-  balanceReasons: readonly string[];
-  pointReasons: readonly string[];
 }
 
-/** Every route of a kind: its own, then its further ones. */
-export const routesOf = (kind: OperationKind): readonly OperationRoute[] => [kind, ...(kind.moreRoutes ?? [])];
+/** A kind no client asks for: a follow-up another operation hands on to (a transfer's legs). */
+export interface InternalKind extends KindBase {
+  http?: undefined;
+  moreRoutes?: undefined;
+  needsApproval?: undefined;
+}
+
+export type OperationKind<Schema extends z.ZodType = z.ZodType> = RoutedKind<Schema> | InternalKind;
+
+export const isRouted = (kind: OperationKind): kind is RoutedKind => kind.http !== undefined;
+
+/** Every route of a kind: its own, then its further ones (none for an internal kind). */
+export const routesOf = (kind: OperationKind): readonly OperationRoute[] => (isRouted(kind) ? [kind, ...(kind.moreRoutes ?? [])] : []);
 
 /** Declares a kind with its body schema's type flowing into `draft`. */
-export const defineKind = <Schema extends z.ZodType>(kind: OperationKind<Schema>): OperationKind<Schema> => kind;
+export const defineKind = <Schema extends z.ZodType>(kind: RoutedKind<Schema>): RoutedKind<Schema> => kind;
 
 /** Declares a further route of a kind, with its body schema's type flowing into `draft`. */
 export const defineRoute = <Schema extends z.ZodType>(route: OperationRoute<Schema>): OperationRoute<Schema> => route;
+
+/** Declares an internal kind (a follow-up). */
+export const defineInternalKind = (kind: InternalKind): InternalKind => kind;
+
+/** The requested amount of a kind whose every draft sets one. */
+export function amountOf(op: OperationRecord): number {
+  if (op.amount_minor === null) throw new Error(`operation ${op.id} (${op.type}) has no amount`);
+  return op.amount_minor;
+}

@@ -16,7 +16,7 @@ import type { OperationRecord } from '../db/queries/operations.js';
 import { cardWithQrSql, qrUse, type QrParties } from '../db/queries/qr.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
 import type { Read } from '../db/knex.js';
-import { defineKind, Refused, type Applied } from './kind.js';
+import { amountOf, defineKind, Refused, type Applied } from './kind.js';
 
 export const EXTERNAL_METHODS = ['cash', 'credit_card', 'wechat', 'alipay', 'line_pay'] as const;
 
@@ -79,7 +79,7 @@ async function applyCharge(trx: Knex.Transaction, op: OperationRecord, deps: Dep
       payerStatus: card?.payer_status ?? null,
       limits: card && { card: ownLimits(card), today: { spentMinor: card.spent_today_minor, payments: card.payments_today } },
     },
-    { amountMinor: op.amount_minor, paymentMethod: op.payment_method, presentedAt: op.created_at },
+    { amountMinor: amountOf(op), paymentMethod: op.payment_method, presentedAt: op.created_at },
     { levels, limitDefaults: cardLimitDefaults(deps.config) },
   );
   if (isRefusal(plan)) {

@@ -12,7 +12,7 @@ import type { LockedCard } from '../db/queries/member-cards.js';
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { lockCardWithTxNo, lockRechargeForReversal, refundOnPayment, transactionInsert } from '../db/queries/transactions.js';
-import { defineKind, type Applied } from './kind.js';
+import { amountOf, defineKind, type Applied } from './kind.js';
 
 /**
  * A chargeback of a recharge: the card, then the recharge, locked; what all reversals of it take
@@ -22,7 +22,7 @@ import { defineKind, type Applied } from './kind.js';
 async function applyRechargeReversal(trx: Knex.Transaction, op: OperationRecord, _deps: Deps, read: Read): Promise<Applied> {
   const [card] = op.card_id ? await read<LockedCard & { tx_no: string }>(lockCardWithTxNo(op.card_id, 'recharge_reversal')) : [];
   const recharge = card && op.original_tx_no ? await lockRechargeForReversal(read, op.original_tx_no, card.id) : undefined;
-  const plan = decideRechargeReversal({ card, recharge }, { amountMinor: op.amount_minor });
+  const plan = decideRechargeReversal({ card, recharge }, { amountMinor: amountOf(op) });
   if (isRefusal(plan)) throw new AppError(plan.refused, plan.message, plan.details);
   const reversed = card!;
   const original = recharge!;

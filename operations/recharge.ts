@@ -15,7 +15,7 @@ import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { cardWithQrSql, type QrParties } from '../db/queries/qr.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
-import { defineKind, defineRoute, type Applied } from './kind.js';
+import { amountOf, defineKind, defineRoute, type Applied } from './kind.js';
 import { EXTERNAL_METHODS } from './payment.js';
 
 /** The card of a top-up at the till, locked, with the presented QR (not locked: a top-up does not consume it) and who is involved. */
@@ -71,7 +71,7 @@ async function decideByCard(op: OperationRecord, deps: Deps, read: Read) {
     bindings: [card.owner_member_id, op.member_id],
   })) as [{ owner_status: string; actor_status: string | null; tx_no: string }];
   // An actor without a profile is no actor: only the owner is then checked, as always.
-  const plan = decideRecharge({ card, ownerStatus: parties.owner_status, actorStatus: parties.actor_status ?? undefined }, { amountMinor: op.amount_minor }, { maxBalanceMinor: deps.config.MAX_BALANCE });
+  const plan = decideRecharge({ card, ownerStatus: parties.owner_status, actorStatus: parties.actor_status ?? undefined }, { amountMinor: amountOf(op) }, { maxBalanceMinor: deps.config.MAX_BALANCE });
   if (isRefusal(plan)) throw new AppError(plan.refused, plan.message, plan.details);
   return { card: card as MemberCardRow, plan, txNo: parties.tx_no };
 }
@@ -90,7 +90,7 @@ async function decideAtTill(trx: Knex.Transaction, op: OperationRecord, deps: De
       actorStatus: rows?.payer_status ?? null,
       till: { qr: { cardId: rows?.qr_card_id ?? null, expiresAt: rows?.qr_expires_at ?? null }, presentedAt: op.created_at, payerRole: rows?.payer_role ?? null, merchantStatus: rows?.merchant_status ?? null },
     },
-    { amountMinor: op.amount_minor },
+    { amountMinor: amountOf(op) },
     { maxBalanceMinor: deps.config.MAX_BALANCE },
   );
   if (isRefusal(plan)) throw new AppError(plan.refused, plan.message, plan.details);

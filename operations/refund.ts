@@ -13,7 +13,7 @@ import { lockCardStatement, type LockedCard } from '../db/queries/member-cards.j
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { findMerchantTransaction, lockPaymentForRefund, refundOnPayment, transactionInsert } from '../db/queries/transactions.js';
-import { defineKind, type Applied } from './kind.js';
+import { amountOf, defineKind, type Applied } from './kind.js';
 
 /**
  * A refund (DESIGN.md §2): partial or whole, cumulative refunds capped at the payment's final
@@ -23,7 +23,8 @@ import { defineKind, type Applied } from './kind.js';
 async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Applied> {
   const [card] = op.card_id ? await read<LockedCard>(lockCardStatement(op.card_id)) : [];
   const payment = card && op.merchant_id && op.original_tx_no ? await lockPaymentForRefund(read, op.original_tx_no, op.merchant_id, deps.config.REFUND_WINDOW_DAYS) : undefined;
-  const plan = decideRefund({ card, payment }, { amountMinor: op.amount_minor }, { refundWindowDays: deps.config.REFUND_WINDOW_DAYS, levels: payment ? toLevels(payment.levels) : [] });
+  const amountMinor = amountOf(op);
+  const plan = decideRefund({ card, payment }, { amountMinor }, { refundWindowDays: deps.config.REFUND_WINDOW_DAYS, levels: payment ? toLevels(payment.levels) : [] });
   if (isRefusal(plan)) throw new AppError(plan.refused, plan.message, plan.details);
   // A plan means both were found (decideRefund refuses otherwise).
   const refundedCard = card!;
@@ -39,8 +40,8 @@ async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Dep
     member_id: paid.member_id,
     merchant_id: op.merchant_id,
     original_tx_id: paid.id,
-    raw_amount_minor: op.amount_minor,
-    final_amount_minor: op.amount_minor,
+    raw_amount_minor: amountMinor,
+    final_amount_minor: amountMinor,
     points_clawed_back: clawed,
     via_balance: paid.via_balance,
     payment_method: paid.payment_method,
@@ -59,7 +60,7 @@ async function applyRefund(trx: Knex.Transaction, op: OperationRecord, deps: Dep
   const result = {
     refund_tx_no: refund.tx_no,
     original_tx_no: paid.tx_no,
-    amount: formatMinor(op.amount_minor),
+    amount: formatMinor(amountMinor),
     points_clawed_back: clawed,
     original_status: originalStatus,
   };

@@ -1,26 +1,46 @@
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
-import { AppError } from '../domain/errors.js';
+import { AppError, type ErrorCode } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
+import { partitionOf } from '../domain/partition.js';
 import { auditAppend, takeChainTurn, type ChainTurn } from '../db/queries/audit-events.js';
 import { eventInsert } from '../db/queries/events.js';
 import type { Read, Statement } from '../db/knex.js';
-import { finishOperation, isRunnable, lockBatch, lockOperation, markProcessing, outcomeUpdate, type OperationRecord, type Outcome } from '../db/queries/operations.js';
+import {
+  finishOperation,
+  followUpInsert,
+  isRunnable,
+  isTerminal,
+  lockBatch,
+  lockOperation,
+  markProcessing,
+  outcomeUpdate,
+  type Ending,
+  type OperationRecord,
+  type Outcome,
+} from '../db/queries/operations.js';
 import { announcement, operationDoneChannel } from '../db/operation-done.js';
 import { crashPoint } from './crash-points.js';
+import { enqueueOperation } from './enqueue.js';
 import { HeldWrites } from './held-writes.js';
 import { kindOf } from './index.js';
-import { Refused, type Applied } from './kind.js';
+import { isRouted, Refused, type Applied, type FollowUp } from './kind.js';
+
+/** A follow-up as inserted: what enqueueing it needs. */
+type Enqueued = Pick<OperationRecord, 'id' | 'type' | 'partition'>;
 
 /**
  * Runs an operation effectively once, together with the other operations queued on its partition
  * (up to OPERATION_BATCH_MAX in all, oldest first): one transaction, one commit for the batch.
  * Every operation row is re-read under lock in that transaction, so a job that runs twice
- * (stalled, re-enqueued by the reconciler) finds its operation terminal and changes nothing, and
- * the jobs of operations taken along are removed once they are done.
+ * (stalled, re-enqueued by the reconciler) finds its operation terminal (or continued: handed on
+ * to its follow-ups) and changes nothing, and the jobs of operations taken along are removed once
+ * they are done. Follow-ups the batch inserted are enqueued after its commit; if the process dies
+ * first, the reconciler enqueues them.
  */
 export async function runOperation(deps: Deps, operationId: string): Promise<unknown> {
   const started = await markProcessing(deps.db, operationId);
+  // Already terminal, or continued (its follow-ups end it): nothing left for this job.
   if (!started) return { skipped: 'already terminal' };
   let committed: Committed;
   try {
@@ -31,17 +51,24 @@ export async function runOperation(deps: Deps, operationId: string): Promise<unk
     // job's operation again, alone; the others keep their own jobs, which log their own trouble.
     committed = await applyBatch(deps, started, 0);
   }
-  const { finished, afterCommit } = committed;
+  const { finished, applied, followUps, afterCommit } = committed;
   crashPoint(deps.config, 'after-commit-before-ack');
+  if (followUps.length) {
+    crashPoint(deps.config, 'after-commit-before-follow-ups');
+    await Promise.all(followUps.map((f) => enqueueOperation(deps, f)));
+  }
   for (const run of afterCommit) run();
   await announce(deps, finished);
-  await removeJobsOfPeers(deps, started, finished);
-  return { status: finished.find((op) => op.id === operationId)?.status ?? 'already terminal' };
+  await removeJobsOfPeers(deps, started, applied);
+  const own = finished.find((op) => op.id === operationId)?.status ?? (applied.includes(operationId) ? 'continued' : 'already terminal');
+  return { status: own };
 }
 
-/** The operations a batch ended, and what to run once it has committed. */
+/** What a batch ended (its operations and those they ended), which of its own it applied, what it handed on, and what to run once it has committed. */
 interface Committed {
   finished: OperationRecord[];
+  applied: string[];
+  followUps: Enqueued[];
   afterCommit: (() => void)[];
 }
 
@@ -49,50 +76,113 @@ interface Committed {
 function applyBatch(deps: Deps, started: OperationRecord, peers: number): Promise<Committed> {
   return deps.db.transaction(async (trx) => {
     const { ops: locked, now } = await lockBatch(trx, started.id, started.partition, peers);
-    // Finished ones are skipped (a job that ran twice), and so is one that waits for approval.
-    const ops = locked.filter((op) => isRunnable(op.status));
-    if (!ops.length) return { finished: [], afterCommit: [] };
+    // Finished ones are skipped (a job that ran twice), and so is one that waits for approval, and a continued one (applied
+    // already: its follow-ups end it).
+    const ops = locked.filter((op) => isRunnable(op.status) && !op.continued_at);
+    const committed: Committed = { finished: [], applied: [], followUps: [], afterCommit: [] };
+    if (!ops.length) return committed;
     const audit = await takeChainTurn(trx, chainOf(started), ops.length);
     const held = new HeldWrites(trx);
-    const finished: OperationRecord[] = [];
-    const afterCommit: (() => void)[] = [];
     for (const op of ops) {
-      const { outcome, writes, after } = await decide(trx, op, deps, held.reader(op.card_id), audit);
-      await held.hold(op.card_id, [outcomeUpdate(trx, op.id, outcome).toSQL(), ...writes]);
-      finished.push(ended(op, outcome, now));
-      if (after) afterCommit.push(after);
+      const decided = await decide(trx, op, deps, held.reader(op.card_id), audit);
+      await held.hold(op.card_id, [outcomeUpdate(trx, op.id, decided.outcome).toSQL(), ...decided.writes]);
+      committed.applied.push(op.id);
+      if (decided.outcome.status !== 'continued') committed.finished.push(ended(op, decided.outcome, now));
+      if (decided.ends) committed.finished.push(ended(decided.ends.op, decided.ends.outcome, now));
+      committed.followUps.push(...decided.followUps);
+      if (decided.after) committed.afterCommit.push(decided.after);
     }
     await held.flush([audit.moveHead()]);
     crashPoint(deps.config, 'before-commit');
-    return { finished, afterCommit };
+    return committed;
   });
 }
 
+interface Decided {
+  outcome: Outcome;
+  writes: Statement[];
+  followUps: Enqueued[];
+  ends?: { op: OperationRecord; outcome: Ending };
+  after?: () => void;
+}
+
 /**
- * Applies one operation's rules: succeeded with its writes, or failed with the business code it
- * was refused with (and only its event and audit). Any other error aborts the batch.
+ * Applies one operation's rules: succeeded with its writes, continued (handed on to follow-ups),
+ * or failed with the business code it was refused with (and only its event, audit and the
+ * follow-ups its kind hands on when refused). Any other error aborts the batch.
  */
-async function decide(
-  trx: Knex.Transaction,
-  op: OperationRecord,
-  deps: Deps,
-  read: Read,
-  audit: ChainTurn,
-): Promise<{ outcome: Outcome; writes: Statement[]; after?: () => void }> {
+async function decide(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read, audit: ChainTurn): Promise<Decided> {
+  const kind = kindOf(op.type);
   let applied: Applied;
   try {
-    applied = await kindOf(op.type).apply(trx, op, deps, read);
+    applied = await kind.apply(trx, op, deps, read);
   } catch (err) {
     if (!(err instanceof AppError) || err.retryable) throw err;
     const { outcome, writes } = refusal(trx, op, err);
-    return { outcome, writes: [...writes, audit.append(refusalAudit(op, err))], after: err instanceof Refused ? err.afterCommit : undefined };
+    const handedOn = followUpRows(trx, deps, op, kind.followUpsOnRefusal?.(op, err.code, err.message) ?? []);
+    return {
+      outcome,
+      writes: [...writes, ...handedOn.writes, audit.append(refusalAudit(op, err))],
+      followUps: handedOn.followUps,
+      after: err instanceof Refused ? err.afterCommit : undefined,
+    };
   }
-  const event = eventInsert(trx, { ...applied.event, data: { operation_id: op.id, ...applied.event.data } }).toSQL();
-  return { outcome: { status: 'succeeded', result: applied.result }, writes: [...applied.writes, event, audit.append({ ...actorOf(op), ...applied.audit })], after: applied.afterCommit };
+  const handedOn = followUpRows(trx, deps, op, applied.followUps ?? []);
+  const writes = [...applied.writes, ...handedOn.writes];
+  let outcome: Outcome = { status: 'continued' };
+  if (!applied.continues) {
+    outcome = { status: 'succeeded', result: applied.result };
+    if (applied.event) writes.push(eventInsert(trx, { ...applied.event, data: { operation_id: op.id, ...applied.event.data } }).toSQL());
+  }
+  let ends: Decided['ends'];
+  if (applied.ends) {
+    const { op: other, outcome: end, event } = applied.ends;
+    // Only an operation that handed on and waits, and only on this partition: a batch never writes another partition's rows.
+    if (isTerminal(other.status) || !other.continued_at || other.partition !== op.partition) {
+      throw new Error(`operation ${op.id} (${op.type}) may not end ${other.id} (${other.status}, continued ${!!other.continued_at}, partition ${other.partition})`);
+    }
+    writes.push(outcomeUpdate(trx, other.id, end).toSQL());
+    if (event) writes.push(eventInsert(trx, { ...event, data: { operation_id: other.id, ...event.data } }).toSQL());
+    ends = { op: other, outcome: end };
+  }
+  writes.push(audit.append({ ...actorOf(op), ...applied.audit }));
+  return { outcome, writes, followUps: handedOn.followUps, ends, after: applied.afterCommit };
+}
+
+/**
+ * The rows of the operations `op` hands on to, on their cards' partitions, carrying who asked
+ * and naming the first operation of the chain as their parent. Only internal kinds are handed on to.
+ */
+function followUpRows(trx: Knex.Transaction, deps: Deps, op: OperationRecord, followUps: FollowUp[]): { writes: Statement[]; followUps: Enqueued[] } {
+  const rows = followUps.map((f) => {
+    if (isRouted(kindOf(f.type))) throw new Error(`operation ${op.id} hands on to ${f.type}, a kind clients ask for: follow-ups are internal kinds`);
+    return {
+      id: f.id,
+      type: f.type,
+      principal: op.principal,
+      idempotency_key: null,
+      request_hash: op.request_hash,
+      api_key_id: op.api_key_id,
+      actor_role: op.actor_role,
+      merchant_id: op.merchant_id,
+      member_id: op.member_id,
+      card_id: f.card_id,
+      partition: partitionOf(f.card_id, deps.config.CARD_PARTITIONS),
+      qr_token_hash: null,
+      amount_minor: f.amount_minor,
+      payment_method: null,
+      original_tx_no: null,
+      params: f.params,
+      parent_id: op.parent_id ?? op.id,
+      request_id: op.request_id,
+      ip: op.ip,
+    };
+  });
+  return { writes: rows.map((row) => followUpInsert(trx, row)), followUps: rows.map(({ id, type, partition }) => ({ id, type, partition })) };
 }
 
 /** The operation as its outcome leaves it (its row says the same once committed). */
-function ended(op: OperationRecord, outcome: Outcome, now: Date): OperationRecord {
+function ended(op: OperationRecord, outcome: Ending, now: Date): OperationRecord {
   const times = { started_at: op.started_at ?? now, completed_at: now };
   return outcome.status === 'succeeded'
     ? { ...op, ...times, status: 'succeeded', result: outcome.result }
@@ -100,34 +190,50 @@ function ended(op: OperationRecord, outcome: Outcome, now: Date): OperationRecor
 }
 
 /** After commit, operations that rode along in a batch leave their jobs behind: drop them (a job already running is left alone). */
-async function removeJobsOfPeers(deps: Deps, started: OperationRecord, finished: OperationRecord[]): Promise<void> {
+async function removeJobsOfPeers(deps: Deps, started: OperationRecord, applied: string[]): Promise<void> {
   const queue = deps.queues.partitions[started.partition];
-  const peers = finished.filter((op) => op.id !== started.id);
+  const peers = applied.filter((id) => id !== started.id);
   if (!queue || !peers.length) return;
   try {
-    await Promise.all(peers.map((op) => queue.remove(op.id)));
+    await Promise.all(peers.map((id) => queue.remove(id)));
   } catch (err) {
     // Harmless: a leftover job finds its operation terminal.
     deps.logger.warn({ err: (err as Error).message }, 'could not remove the jobs of batched operations');
   }
 }
 
-/** Ends an operation as failed with `error.code`, unless it already ended or was never a worker's (a job out of attempts, a merchant suspended since). */
-export async function failOperation(deps: Deps, operationId: string, error: AppError): Promise<unknown> {
-  const failed = await deps.db.transaction(async (trx) => {
+/**
+ * Ends an operation as failed with `error.code`, unless it already ended (a job out of attempts, a
+ * merchant suspended since), was never a worker's (waiting for approval) or continued (its follow-ups end it), with the follow-ups its kind hands
+ * on when refused. A kind that never gives up is left open instead (the reconciler drives it again).
+ */
+export async function failOperation(deps: Deps, operationId: string, error: AppError): Promise<{ status: 'failed'; code: ErrorCode } | { status: 'open' | 'already done' }> {
+  const outcome = await deps.db.transaction(async (trx) => {
     const op = await lockOperation(trx, operationId);
-    if (!op || !isRunnable(op.status)) return undefined;
-    const { outcome, writes } = refusal(trx, op, error);
-    return finishOperation(trx, op.id, outcome, [...writes, ...(await auditAppend(trx, { ...refusalAudit(op, error), chain: chainOf(op) }))]);
+    if (!op || !isRunnable(op.status) || op.continued_at) return 'already done' as const;
+    const kind = kindOf(op.type);
+    if (kind.giveUp === 'never') return 'open' as const;
+    const { outcome: failure, writes } = refusal(trx, op, error);
+    const handedOn = followUpRows(trx, deps, op, kind.followUpsOnRefusal?.(op, error.code, error.message) ?? []);
+    const audited = await auditAppend(trx, { ...refusalAudit(op, error), chain: chainOf(op) });
+    const failed = await finishOperation(trx, op.id, failure, [...writes, ...handedOn.writes, ...audited]);
+    return { failed, followUps: handedOn.followUps };
   });
-  if (failed) await announce(deps, [failed]);
+  if (typeof outcome === 'string') return { status: outcome };
+  await Promise.all(outcome.followUps.map((f) => enqueueOperation(deps, f)));
+  await announce(deps, [outcome.failed]);
   return { status: 'failed', code: error.code };
 }
 
 /** A failed outcome with `error.code`; a kind with a failure event (payment.failed) tells its merchant through the outbox. */
 function refusal(trx: Knex.Transaction, op: OperationRecord, error: AppError) {
-  const failed = kindOf(op.type).events.failed;
-  const data = { operation_id: op.id, amount: formatMinor(op.amount_minor), external_order_id: op.params.external_order_id ?? null, error: { code: error.code, message: error.message } };
+  const failed = kindOf(op.type).events?.failed;
+  const data = {
+    operation_id: op.id,
+    amount: op.amount_minor === null ? null : formatMinor(op.amount_minor),
+    external_order_id: op.params.external_order_id ?? null,
+    error: { code: error.code, message: error.message },
+  };
   const writes: Statement[] = failed ? [eventInsert(trx, { merchantId: op.merchant_id, type: failed, data }).toSQL()] : [];
   return { outcome: { status: 'failed' as const, code: error.code, message: error.message }, writes };
 }

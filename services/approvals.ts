@@ -27,7 +27,7 @@ export async function decideApproval(deps: Deps, caller: Caller, id: string, dec
       action: `operation.${decision}`,
       objectType: 'operation',
       objectId: id,
-      context: { type: op.type, card_id: op.card_id, amount: formatMinor(op.amount_minor), requested_by_key_id: op.api_key_id, ...(reason ? { reason } : {}) },
+      context: { type: op.type, card_id: op.card_id, amount: op.amount_minor === null ? null : formatMinor(op.amount_minor), requested_by_key_id: op.api_key_id, ...(reason ? { reason } : {}) },
     });
     return row!;
   });

@@ -8,8 +8,8 @@ import { sha256 } from '../domain/tokens.js';
 import { findByIdempotencyKey, findOperation, insertOperation, isAtRest, type OperationRecord } from '../db/queries/operations.js';
 import { isUniqueViolation } from '../db/pg-errors.js';
 import type { AnnouncedOperation } from '../db/operation-done.js';
-import { operationJobOptions } from '../jobs/queues.js';
-import type { Draft, OperationKind, OperationRequest, OperationRoute } from '../operations/kind.js';
+import { enqueueOperation } from '../operations/enqueue.js';
+import type { Draft, OperationRequest, OperationRoute, RoutedKind } from '../operations/kind.js';
 import { cardFor } from './card-access.js';
 
 /** Waits for an operation's announced outcome (the API's OperationWaiter), re-reading as a fallback. */
@@ -32,7 +32,7 @@ export interface Accepted {
 export async function acceptOperation<Body>(
   deps: Deps,
   caller: Caller,
-  kind: OperationKind,
+  kind: RoutedKind,
   route: OperationRoute,
   idempotencyKey: string,
   request: OperationRequest<Body>,
@@ -89,7 +89,7 @@ export async function acceptOperation<Body>(
   // Listen before enqueueing: a worker quicker than this request cannot then finish unheard.
   const done = outcome(inserted, wait);
   done.catch(() => undefined); // its failure is answered below, after the enqueue
-  await enqueue(deps, inserted);
+  await enqueueOperation(deps, inserted);
   return { op: await done, created: true };
 }
 
@@ -101,13 +101,7 @@ export async function readOperation(deps: Deps, principal: Principal, id: string
 }
 
 /** Redis trouble does not lose the operation: it is durable, and the reconciler enqueues it later. */
-export async function enqueue(deps: Deps, op: OperationRecord): Promise<void> {
-  try {
-    await deps.queues.partitions[op.partition]!.add(op.type, { operationId: op.id }, operationJobOptions(deps.config, op.id));
-  } catch (err) {
-    deps.logger.warn({ err: (err as Error).message, operation_id: op.id }, 'enqueue failed; the reconciler will enqueue it');
-  }
-}
+export const enqueue = (deps: Deps, op: OperationRecord): Promise<void> => enqueueOperation(deps, op);
 
 /** The operation once at rest (terminal, or waiting for an approver), or as it stands when the wait (if asked for) ends; `op` was just read. */
 function outcome(op: OperationRecord, wait: { ms: number; waitFor: WaitFor } | undefined): Promise<AnnouncedOperation> {

@@ -18,7 +18,7 @@ async function raiseInternalErrorAlert(deps: Deps, operationId: string, error: s
 /**
  * Runs one job with logging and metrics. Operation jobs that keep failing for infrastructure
  * reasons end their operation as INTERNAL_ERROR on the last attempt, so that every accepted
- * operation reaches a terminal state.
+ * operation reaches a terminal state (a kind that never gives up stays open for the reconciler).
  */
 export async function runJob<P>(deps: Deps, queueKind: string, job: Job<P>, handler: Handler<P>): Promise<unknown> {
   // Queue wait of first attempts (a retry's wait is mostly its backoff): enqueue, or end of delay, to start.
@@ -35,9 +35,10 @@ export async function runJob<P>(deps: Deps, queueKind: string, job: Job<P>, hand
     if (lastAttempt && queueKind === 'card-ops' && operationId) {
       log.error({ err: message, operation_id: operationId }, 'operation failed after the last attempt');
       deps.metrics.jobs.inc({ queue: queueKind, outcome: 'failed' });
-      await failOperation(deps, operationId, new AppError('INTERNAL_ERROR', 'The operation could not be completed; it was not applied'));
+      const ended = await failOperation(deps, operationId, new AppError('INTERNAL_ERROR', 'The operation could not be completed; it was not applied'));
       await raiseInternalErrorAlert(deps, operationId, message);
-      return { failed: 'INTERNAL_ERROR' };
+      // A step that must not be given up (the end of a transfer) stays open: the reconciler drives it again.
+      return ended.status === 'open' ? { open: 'left for the reconciler' } : { failed: 'INTERNAL_ERROR' };
     }
     log.warn({ err: message, operation_id: operationId, last_attempt: lastAttempt }, 'job attempt failed');
     deps.metrics.jobs.inc({ queue: queueKind, outcome: lastAttempt ? 'failed' : 'retry' });

@@ -20,7 +20,7 @@ function listedOperationJson(op: ListedOperation) {
     member_id: op.member_id,
     card_id: op.card_id,
     partition: op.partition,
-    amount: formatMinor(op.amount_minor),
+    amount: op.amount_minor === null ? null : formatMinor(op.amount_minor),
     payment_method: op.payment_method,
     original_tx_no: op.original_tx_no,
     actor_role: op.actor_role,

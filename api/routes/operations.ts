@@ -5,7 +5,7 @@ import { parse } from '../../domain/validate.js';
 import { findOperation, isAtRest, isTerminal } from '../../db/queries/operations.js';
 import type { AnnouncedOperation } from '../../db/operation-done.js';
 import { OPERATION_KINDS } from '../../operations/index.js';
-import { routesOf } from '../../operations/kind.js';
+import { isRouted, routesOf } from '../../operations/kind.js';
 import { acceptOperation, readOperation, type WaitFor } from '../../services/operations.js';
 import { allow, principalOf } from '../middleware/auth.js';
 import { rateLimit } from '../middleware/rate-limit.js';
@@ -23,7 +23,8 @@ export function operationRoutes(deps: Deps, waiter: OperationWaiter): Router {
   // A wait ends at a terminal status, or at requires_approval (only a person moves it on).
   const waitFor: WaitFor = (op, ms) => waiter.waitFor<AnnouncedOperation>(op.id, ms, async () => (await findOperation(deps.db, op.id)) ?? op, (o) => isAtRest(o.status), op);
 
-  for (const kind of OPERATION_KINDS) {
+  // Internal kinds (follow-ups such as a transfer's legs) have no route (routesOf gives none): other operations hand on to them.
+  for (const kind of OPERATION_KINDS.filter(isRouted)) {
     for (const route of routesOf(kind)) {
       const { path, roles, body, ratePerKeyPerMin } = route.http;
       const limits = ratePerKeyPerMin ? [rateLimit(deps, kind.type, ratePerKeyPerMin(config), (req) => req.principal?.keyId)] : [];

@@ -43,6 +43,7 @@ import * as operatorMoneyChecks from './20261201004100_operator_money_checks.js'
 import * as approvalStatuses from './20261201004200_operation_approval_statuses.js';
 import * as settlementRecharges from './20261201004300_settlement_recharges.js';
 import * as cardLimits from './20261201004400_card_limits.js';
+import * as operationFollowUps from './20261201005200_operations_follow_ups.js';
 
 type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void>; config?: { transaction?: boolean } };
 
@@ -92,6 +93,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261201004200_operation_approval_statuses': approvalStatuses,
   '20261201004300_settlement_recharges': settlementRecharges,
   '20261201004400_card_limits': cardLimits,
+  '20261201005200_operations_follow_ups': operationFollowUps,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -33,12 +33,17 @@ export interface OperationRecord {
   card_id: string | null;
   partition: number;
   qr_token_hash: string | null;
-  amount_minor: number;
+  /** Minor units; null for kinds that move no requested amount (a card replacement, a card close). */
+  amount_minor: number | null;
   payment_method: string | null;
   /** The payment provider's id of the money behind a recharge (app keys); unique per method. */
   payment_reference?: string | null;
   original_tx_no: string | null;
-  params: { external_order_id?: string; tag?: Record<string, unknown>; reason?: string };
+  params: OperationParams;
+  /** The operation this one continues (a follow-up: operations/kind.ts), else null. */
+  parent_id?: string | null;
+  /** Set when the operation's apply handed the rest on to follow-ups: it stays processing until one of them ends it. */
+  continued_at?: Date | null;
   error_code: string | null;
   error_message: string | null;
   result: Record<string, unknown> | null;
@@ -50,7 +55,15 @@ export interface OperationRecord {
   completed_at: Date | null;
 }
 
-export type NewOperation = Omit<OperationRecord, 'status' | 'error_code' | 'error_message' | 'result' | 'attempts' | 'created_at' | 'started_at' | 'completed_at'> & {
+/** What a kind keeps of its request beyond the columns (and what a follow-up carries from the leg before). */
+export interface OperationParams {
+  external_order_id?: string;
+  tag?: Record<string, unknown>;
+  reason?: string;
+  [field: string]: unknown;
+}
+
+export type NewOperation = Omit<OperationRecord, 'status' | 'error_code' | 'error_message' | 'result' | 'attempts' | 'created_at' | 'started_at' | 'completed_at' | 'continued_at'> & {
   /** Unset: queued. */
   status?: 'requires_approval';
 };
@@ -97,14 +110,15 @@ export async function insertOperation(db: Db, op: NewOperation, cardOfQr?: { has
 }
 
 /**
- * Marks an open operation as being worked on; undefined when it is already terminal (or unknown).
+ * Marks an open operation as being worked on; undefined when it is already terminal (or unknown),
+ * or continued (its follow-ups end it; a job of its own has nothing left to do).
  * This commit need not wait for the disk (synchronous_commit off for it alone): if a crash loses
  * it, the operation is simply "queued" again, and nothing about money depends on it.
  */
 export async function markProcessing(db: Db, id: string): Promise<OperationRecord | undefined> {
   const { rows } = await prepared(db.raw<{ rows: OperationRecord[] }>(
     `UPDATE operations SET status = 'processing', started_at = coalesce(started_at, now()), attempts = attempts + 1
-      WHERE id = ? AND status IN ('queued', 'processing') AND set_config('synchronous_commit', 'off', true) IS NOT NULL
+      WHERE id = ? AND status IN ('queued', 'processing') AND continued_at IS NULL AND set_config('synchronous_commit', 'off', true) IS NOT NULL
       RETURNING *`,
     [id],
   ));
@@ -114,6 +128,22 @@ export async function markProcessing(db: Db, id: string): Promise<OperationRecor
 export async function lockOperation(trx: Db, id: string): Promise<OperationRecord | undefined> {
   return prepared(trx<OperationRecord>('operations').where({ id }).forNoKeyUpdate().first());
 }
+
+/** lockOperation as a statement, for a kind's `read` (the operation a follow-up ends). */
+export const lockOperationStatement = (id: string): Statement => ({ sql: 'SELECT * FROM operations WHERE id = ? FOR NO KEY UPDATE', bindings: [id] });
+
+/** A follow-up's row (operations/kind.ts FollowUp), queued on its card's partition, to insert with the writes of the operation that hands on to it. */
+export function followUpInsert(trx: Db, op: NewOperation): Statement {
+  return trx('operations')
+    .insert({ ...op, params: JSON.stringify(op.params) })
+    .toSQL();
+}
+
+/**
+ * SQL for "an operation that took money off card `?` is still continuing elsewhere" (a transfer
+ * whose credit has not ended): what closing or replacing the card must wait for. Binds the card id.
+ */
+export const moneyInFlightSql = `EXISTS (SELECT 1 FROM operations WHERE card_id = ? AND status = 'processing' AND continued_at IS NOT NULL)`;
 
 /**
  * Locks an operation and up to `peers` other queued operations of its partition (oldest first,
@@ -147,32 +177,43 @@ export async function rejectedOperation(trx: Db, id: string, message: string): P
   return row;
 }
 
-export type Outcome = { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; code: string; message: string };
+/** How an applied operation ends: succeeded, failed, or continued (left processing for a follow-up to end). */
+export type Outcome = { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; code: string; message: string } | { status: 'continued' };
+
+/** The outcome that ends an operation (a continued one is not ended). */
+export type Ending = Exclude<Outcome, { status: 'continued' }>;
 
 /** The statement that writes an operation's one terminal outcome (the caller holds its row lock). */
 export function outcomeUpdate(trx: Db, id: string, outcome: Outcome) {
   // An operation taken along in another's batch never went through markProcessing.
-  const ended = { started_at: trx.raw('coalesce(started_at, now())'), completed_at: trx.fn.now() };
+  const started = { started_at: trx.raw('coalesce(started_at, now())') };
+  const ended = { ...started, completed_at: trx.fn.now() };
   return trx<OperationRecord>('operations')
     .where({ id })
     .update(
       (outcome.status === 'succeeded'
         ? { status: 'succeeded', result: JSON.stringify(outcome.result), ...ended }
-        : { status: 'failed', error_code: outcome.code, error_message: outcome.message, ...ended }) as never,
+        : outcome.status === 'failed'
+          ? { status: 'failed', error_code: outcome.code, error_message: outcome.message, ...ended }
+          : { status: 'processing', continued_at: trx.fn.now(), ...started }) as never,
     );
 }
 
 /** Writes the terminal outcome and, in the same round trip, the writes that come with it (its outbox event, audit event, money rows). */
-export async function finishOperation(trx: Db, id: string, outcome: Outcome, writes: readonly Statement[] = []): Promise<OperationRecord> {
+export async function finishOperation(trx: Db, id: string, outcome: Ending, writes: readonly Statement[] = []): Promise<OperationRecord> {
   const [row] = await runTogether<OperationRecord>(trx, outcomeUpdate(trx, id, outcome).returning('*').toSQL(), writes);
   return row!;
 }
 
-/** Open operations older than `ageSeconds` (by Postgres time), oldest first: the reconciler's work list. */
+/**
+ * Open operations older than `ageSeconds` (by Postgres time), oldest first: the reconciler's work
+ * list. A continued operation has no job left to run (its follow-ups are on the list themselves).
+ */
 export async function listStaleOpen(db: Db, ageSeconds: number, limit: number): Promise<Pick<OperationRecord, 'id' | 'type' | 'partition' | 'status'>[]> {
   return db('operations')
     .select('id', 'type', 'partition', 'status')
     .whereIn('status', ['queued', 'processing'])
+    .whereNull('continued_at')
     .andWhere('created_at', '<', db.raw(`now() - make_interval(secs => ?)`, [ageSeconds]))
     .orderBy('created_at')
     .limit(limit);

@@ -32,8 +32,10 @@ describe('operations registry', () => {
     expect(OPERATION_TYPES).to.deep.equal(OPERATION_KINDS.map((k) => k.type));
     expect(new Set(OPERATION_TYPES).size).to.equal(OPERATION_TYPES.length);
     for (const kind of OPERATION_KINDS) {
-      expect(WEBHOOK_EVENTS, kind.type).to.include(kind.events.succeeded);
-      if (kind.events.failed) expect(WEBHOOK_EVENTS, kind.type).to.include(kind.events.failed);
+      // Only internal kinds (follow-ups, no route) may emit no event: the operation they end does.
+      if (!kind.events) expect(kind.http, kind.type).to.equal(undefined);
+      if (kind.events) expect(WEBHOOK_EVENTS, kind.type).to.include(kind.events.succeeded);
+      if (kind.events?.failed) expect(WEBHOOK_EVENTS, kind.type).to.include(kind.events.failed);
       for (const t of kind.transactionTypes) expect(TRANSACTION_TYPES).to.include(t);
     }
     expect(EVENT_TYPES).to.include.members(WEBHOOK_EVENTS);
