@@ -79,6 +79,8 @@ export type ChargeRefusal = Refusal & { qrInvalid?: boolean };
  */
 export function decideCharge(state: ChargeState, request: ChargeRequest, rules: ChargeRules): ChargeRefusal | ChargePlan {
   const { card, qr } = state;
+  // A closed card's tokens ended with it: a charge accepted before the close says why it cannot pay.
+  if (card?.status === 'closed') return refusal('CARD_NOT_ACTIVE', 'The card is closed');
   const invalidQr = presentedQrRefusal(card, qr, request.presentedAt);
   if (invalidQr || !card) return { ...invalidQr!, qrInvalid: true };
   const refused = mayAct(card, { merchantStatus: state.merchantStatus, ownerStatus: state.ownerStatus, actorStatus: state.payerStatus }, { role: state.payerRole }, 'pay');

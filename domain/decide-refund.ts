@@ -2,7 +2,7 @@ import { refusal, type Refusal } from './decision.js';
 import type { ErrorCode } from './errors.js';
 
 /** Every code decideRefund refuses with. */
-export const REFUND_REFUSALS = ['ORIGINAL_TX_NOT_FOUND', 'REFUND_WINDOW_EXPIRED', 'REFUND_EXCEEDS_AVAILABLE'] as const satisfies readonly ErrorCode[];
+export const REFUND_REFUSALS = ['ORIGINAL_TX_NOT_FOUND', 'CARD_NOT_ACTIVE', 'REFUND_WINDOW_EXPIRED', 'REFUND_EXCEEDS_AVAILABLE'] as const satisfies readonly ErrorCode[];
 import type { CardType } from './discount.js';
 import { levelAfterPoints, type Level } from './levels.js';
 import { formatMinor } from './money.js';
@@ -50,6 +50,8 @@ export interface RefundPlan {
 export function decideRefund(state: RefundState, request: { amountMinor: number }, rules: RefundRules): Refusal | RefundPlan {
   const { card, payment } = state;
   if (!card || !payment || payment.card_id !== card.id) return refusal('ORIGINAL_TX_NOT_FOUND', 'No payment of this merchant has that number');
+  // Closed cards take nothing, refunds included (its balance was paid out or moved to its replacement): the merchant refunds another way.
+  if (card.status === 'closed') return refusal('CARD_NOT_ACTIVE', 'The card is closed');
   if (payment.window_passed) return refusal('REFUND_WINDOW_EXPIRED', `Payments can be refunded for ${rules.refundWindowDays} days`);
   const available = payment.final_amount_minor - payment.refunded_amount_minor;
   if (request.amountMinor > available) return refusal('REFUND_EXCEEDS_AVAILABLE', 'The refund is more than what is left of the payment', { available: formatMinor(available) });

@@ -36,6 +36,7 @@ export const ERROR_STATUS = {
   LIMIT_EXCEEDED: 422,
   APPROVAL_REJECTED: 422,
   BINDING_LIMIT_REACHED: 422,
+  TRANSFER_IN_PROGRESS: 422,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -57,6 +58,8 @@ export const TERMINAL_OPERATION_CODES = [
   'REFUND_WINDOW_EXPIRED',
   'LIMIT_EXCEEDED',
   'APPROVAL_REJECTED',
+  'PAYMENT_REFERENCE_USED',
+  'TRANSFER_IN_PROGRESS',
   'INTERNAL_ERROR',
 ] as const satisfies readonly ErrorCode[];
 
