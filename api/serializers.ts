@@ -54,6 +54,7 @@ export function cardJson(card: CardRow, discountMilli: number, config: Parameter
     face_value: card.face_value_minor === null ? null : formatMinor(card.face_value_minor),
     limits: limitsJson(card, config),
     expires_at: iso(card.expires_at),
+    replaced_by: card.replaced_by ?? null,
     created_at: iso(card.created_at),
   };
 }

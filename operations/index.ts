@@ -4,12 +4,15 @@ import { payment } from './payment.js';
 import { refund } from './refund.js';
 import { recharge } from './recharge.js';
 import { rechargeReversal } from './recharge-reversal.js';
+import { cardClose } from './card-close.js';
+import { cardReplacement } from './card-replacement.js';
+import { transfer, transferCredit, transferEnd } from './transfer.js';
 
 /**
  * The registry of operation kinds: every list of operation types, job names, event types and
  * CHECK values derives from this one array (README "Adding an operation kind").
  */
-export const OPERATION_KINDS: readonly OperationKind[] = [payment, refund, recharge, adjustment, rechargeReversal];
+export const OPERATION_KINDS: readonly OperationKind[] = [payment, refund, recharge, adjustment, rechargeReversal, cardReplacement, cardClose, transfer, transferCredit, transferEnd];
 
 /**
  * What is written outside any operation: a voucher is created with its value (a `recharge`

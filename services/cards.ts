@@ -118,7 +118,9 @@ export async function bindCard({ db, config }: Deps, caller: Caller, input: { ca
   }
   return db.transaction(async (trx) => {
     // Bindings of one card take turns, so two concurrent binds cannot both pass the limit.
-    await lockCard(trx, found.id);
+    const locked = await lockCard(trx, found.id);
+    // Told only to who knows the password, under the lock a replacement closes the card with: a closed card takes no new members.
+    if (locked?.status === 'closed') throw new AppError('CARD_NOT_ACTIVE', 'The card is closed', { replaced_by: locked.replaced_by });
     if (await findBinding(trx, found.id, input.memberId)) throw conflict('The member is already bound to this card');
     if ((await countBindings(trx, found.id)) >= config.MAX_BINDINGS_PER_CARD) {
       throw new AppError('BINDING_LIMIT_REACHED', `A card may have at most ${config.MAX_BINDINGS_PER_CARD} bindings`);
@@ -187,6 +189,7 @@ export async function adjustPoints(db: Db, caller: Caller, cardId: string, input
   return db.transaction(async (trx) => {
     const card = await lockCard(trx, cardId);
     if (!card) throw notFound('card');
+    if (card.status === 'closed') throw new AppError('CARD_NOT_ACTIVE', 'The card is closed');
     if (card.type === 'corporate' || card.type === 'voucher') throw new AppError('UNPROCESSABLE', `${card.type} cards do not carry points`);
     if (card.points + input.delta < 0) throw new AppError('UNPROCESSABLE', `Points cannot go below 0: the card has ${card.points}`, { points: card.points, delta: input.delta });
     const level = levelAfterPoints(card.level, card.points + input.delta, input.delta, await loadLevels(trx));

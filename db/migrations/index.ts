@@ -43,7 +43,10 @@ import * as operatorMoneyChecks from './20261201004100_operator_money_checks.js'
 import * as approvalStatuses from './20261201004200_operation_approval_statuses.js';
 import * as settlementRecharges from './20261201004300_settlement_recharges.js';
 import * as cardLimits from './20261201004400_card_limits.js';
+import * as cardsReplacedBy from './20261201005100_cards_replaced_by.js';
 import * as operationFollowUps from './20261201005200_operations_follow_ups.js';
+import * as cardOperationTransactions from './20261201005300_transactions_of_card_operations.js';
+import * as cardOperationKinds from './20261201005900_card_operation_kinds.js';
 
 type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void>; config?: { transaction?: boolean } };
 
@@ -93,7 +96,10 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261201004200_operation_approval_statuses': approvalStatuses,
   '20261201004300_settlement_recharges': settlementRecharges,
   '20261201004400_card_limits': cardLimits,
+  '20261201005100_cards_replaced_by': cardsReplacedBy,
   '20261201005200_operations_follow_ups': operationFollowUps,
+  '20261201005300_transactions_of_card_operations': cardOperationTransactions,
+  '20261201005900_card_operation_kinds': cardOperationKinds,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

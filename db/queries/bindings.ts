@@ -1,4 +1,4 @@
-import type { Db } from '../knex.js';
+import type { Db, Statement } from '../knex.js';
 
 export type BindingRole = 'owner' | 'admin' | 'member' | 'viewer';
 
@@ -31,6 +31,18 @@ export async function listBindings(db: Db, cardId: string): Promise<BindingRow[]
 export async function countBindings(db: Db, cardId: string): Promise<number> {
   const row = await db('card_bindings').where({ card_id: cardId }).count<{ n: string | number }>({ n: '*' }).first();
   return Number(row?.n ?? 0);
+}
+
+/**
+ * A replacement's bindings, as statements to run with its other writes: every member bound to the
+ * old card is bound to the new one with the same role; the owner also keeps its binding to the old
+ * card, so it still sees it (closed, and which card replaced it).
+ */
+export function moveBindings(trx: Db, fromCardId: string, toCardId: string, ownerMemberId: string): Statement[] {
+  return [
+    trx('card_bindings').where({ card_id: fromCardId }).whereNot({ member_id: ownerMemberId }).update({ card_id: toCardId }).toSQL(),
+    trx('card_bindings').insert({ card_id: toCardId, member_id: ownerMemberId, role: 'owner' }).toSQL(),
+  ];
 }
 
 export async function deleteBinding(db: Db, cardId: string, memberId: string): Promise<number> {

@@ -15,6 +15,8 @@ export interface CardRow {
   fixed_discount: string | null;
   face_value_minor: number | null;
   expires_at: Date | null;
+  /** The card that took this one's place (a replacement): set only on a closed card. */
+  replaced_by: string | null;
   created_at: Date;
   /** The card's own limits (null: the platform default, CARD_* settings). */
   single_payment_limit_minor: number | null;
@@ -50,8 +52,26 @@ export const lockCardStatement = (id: string): Statement => ({
   bindings: [id],
 });
 
+/** A card locked as lockCardStatement locks it, with its owner's status and the values `also` names. */
+export type LockedCardWith<Also extends string> = LockedCard & { owner_status: string | null } & Record<Also, unknown>;
+
+/**
+ * lockCardStatement with the owner's status and, under the names `also` gives (code constants),
+ * SQL values read in the same round trip: a transaction number reserved, a check of other rows.
+ * Their SQL may name the locked row as `card`.
+ */
+export function lockCardWith<Also extends string>(id: string, also: Record<Also, Statement>): Statement {
+  const named = Object.entries<Statement>(also);
+  return {
+    sql: `WITH card AS (SELECT *, (expires_at IS NOT NULL AND expires_at <= now()) AS is_expired FROM member_cards WHERE id = ? FOR NO KEY UPDATE)
+          SELECT card.*, (SELECT status FROM member_profiles WHERE id = card.owner_member_id) AS owner_status${named.map(([name, s]) => `, (${s.sql}) AS ${name}`).join('')}
+            FROM card`,
+    bindings: [id, ...named.flatMap(([, s]) => s.bindings)],
+  };
+}
+
 /** Card numbers: 880 + a type digit + 12 digits from a sequence. Unique by construction. */
-const TYPE_DIGIT: Record<CardType, number> = { standard: 1, prepaid: 2, corporate: 3, voucher: 4 };
+export const TYPE_DIGIT: Record<CardType, number> = { standard: 1, prepaid: 2, corporate: 3, voucher: 4 };
 
 export async function insertCard(
   db: Db,
@@ -70,7 +90,7 @@ export async function insertCard(
     try {
       return await db.transaction(async (sp) => {
         const [row] = await sp<MemberCardRow>('member_cards')
-          .insert({ ...card, card_no: sp.raw(`mps_luhn('880' || ? || mps_random_digits(11))`, [TYPE_DIGIT[card.type]]) } as never)
+          .insert({ ...card, card_no: sp.raw(newCardNoSql, [TYPE_DIGIT[card.type]]) } as never)
           .returning('*');
         return row!;
       });
@@ -78,6 +98,32 @@ export async function insertCard(
       if (attempt >= 5 || !isUniqueViolation(err, 'member_cards_card_no_unique')) throw err;
     }
   }
+}
+
+/** SQL for a new card number (880 + the type's digit + 11 random digits + Luhn), as insertCard draws it; binds the type digit. */
+export const newCardNoSql = `mps_luhn('880' || ? || mps_random_digits(11))`;
+
+/** newCardNoSql for a card of the type of the row named `card` (lockCardWith). */
+export const newCardNoLikeSql = `mps_luhn('880' || (CASE card.type ${Object.entries(TYPE_DIGIT).map(([type, digit]) => `WHEN '${type}' THEN '${digit}'`).join(' ')} END) || mps_random_digits(11))`;
+
+/**
+ * The INSERT of a card that takes over another's (a replacement): same type, owner, discount, face
+ * value, binding password and expiry, a new number and id, and the balance, points, level and
+ * status it starts with (its ledger rows go with it: db/queries/ledgers.ts openingLedger). A clash
+ * of the number is a unique violation, retried with the batch like any other.
+ */
+export function replacementCardInsert(trx: Db, old: MemberCardRow, card: { id: string; card_no: string; balance_minor: number; points: number; level: number; status: string }): Statement {
+  return trx('member_cards')
+    .insert({
+      ...card,
+      type: old.type,
+      owner_member_id: old.owner_member_id,
+      fixed_discount: old.fixed_discount,
+      face_value_minor: old.face_value_minor,
+      binding_password_hash: old.binding_password_hash,
+      expires_at: old.expires_at,
+    })
+    .toSQL();
 }
 
 export async function findCardByNo(db: Db, cardNo: string): Promise<MemberCardRow | undefined> {

@@ -92,6 +92,21 @@ export function qrUse(trx: Db, tokenHash: string): Statement[] {
   ];
 }
 
+/**
+ * endQrTokens of one card as statements to run with an operation's other writes (they share one
+ * snapshot: the history rows marked are those of the tokens live before them).
+ */
+export function qrEnd(trx: Db, cardId: string, reason: 'revoked'): Statement[] {
+  return [
+    trx('card_qr_history')
+      .whereNull('end_reason')
+      .whereIn('token_hash', trx('card_qr_state').select('token_hash').where({ card_id: cardId }))
+      .update({ end_reason: reason, revoked_at: trx.fn.now() })
+      .toSQL(),
+    trx('card_qr_state').where({ card_id: cardId }).del().toSQL(),
+  ];
+}
+
 /** Removes live tokens matching `where` and records why in their history rows. Returns how many. */
 export async function endQrTokens(trx: Db, where: Partial<Pick<QrStateRow, 'card_id' | 'member_id' | 'token_hash'>>, reason: 'used' | 'rotated' | 'revoked' | 'expired'): Promise<number> {
   const remove = trx<QrStateRow>('card_qr_state').where(where).del().returning('token_hash').toSQL();

@@ -31,10 +31,10 @@ export interface TransactionRecord extends TransactionRow {
   via_balance: boolean;
 }
 
-const PREFIX = { payment: 'PAY', refund: 'REF', recharge: 'RCH', adjustment: 'ADJ', recharge_reversal: 'RRV' } as const;
+const PREFIX = { payment: 'PAY', refund: 'REF', recharge: 'RCH', adjustment: 'ADJ', recharge_reversal: 'RRV', payout: 'PYO', transfer_debit: 'TFD', transfer_credit: 'TFC' } as const;
 
 /**
- * PAY/REF/RCH/ADJ/RRV + UTC date + 12 random digits + a Luhn check digit: readable on a receipt, and no
+ * PAY/REF/RCH/ADJ/RRV/PYO/TFD/TFC + UTC date + 12 random digits + a Luhn check digit: readable on a receipt, and no
  * number tells another (1e12 a day per type: a clash is a unique violation, retried like any
  * other). As SQL, so the jobs can reserve a number inside a statement they send anyway.
  */
@@ -95,6 +95,9 @@ export async function lockPaymentForRefund(read: Read, txNo: string, merchantId:
   });
   return payment;
 }
+
+/** SQL for "a payout was made with method `?` and reference `?`" (one reference pays one payout). */
+export const payoutReferenceUsedSql = `EXISTS (SELECT 1 FROM transactions WHERE type = 'payout' AND payment_method = ? AND payment_reference = ?)`;
 
 /** A transaction of this merchant by number (any type): what a refund request may point at. */
 export async function findMerchantTransaction(db: Db, txNo: string, merchantId: string): Promise<Pick<TransactionRecord, 'id' | 'card_id' | 'type'> | undefined> {

@@ -20,6 +20,8 @@ import {
 import { startSystem, type TestSystem } from '../helpers/system.js';
 import { startWorkers } from '../../workers/main.js';
 import { createApiKey } from '../../db/queries/api-keys.js';
+import { runCardOperation } from '../../jobs/index.js';
+import { closeCard, replaceCard, transfer } from '../helpers/card-ops.js';
 
 /**
  * Every terminal business error code of API.md, each produced through the HTTP API, and each
@@ -322,6 +324,37 @@ describe('e2e: terminal error codes', function () {
       expect(await sys.deps.db('transactions').where({ operation_id: op.id })).to.have.length(1);
       await expectLedgersMatch(sys, card.id, { balance: 9_000, points: 10 });
     });
+  });
+
+  it('PAYMENT_REFERENCE_USED: a second payout with one reference; TRANSFER_IN_PROGRESS: closing a card whose transfer has not ended', async () => {
+    const { card: first } = await fundedCard('10.00');
+    const { card: second } = await fundedCard('20.00');
+    const reference = `wire-${randomBytes(4).toString('hex')}`;
+    expectSucceeded(await closeCard(sys, first.id, { payout_reference: reference }));
+    await failsWith(await closeCard(sys, second.id, { payout_reference: reference }), 'PAYMENT_REFERENCE_USED');
+    await expectLedgersMatch(sys, second.id, { balance: 2_000 });
+
+    // Driven job by job (no workers, no batches: a job would take the queued legs along), to stand between a transfer's debit and its credit.
+    const manual = await startSystem({ OPERATION_BATCH_MAX: 1 }, { workers: false });
+    try {
+      const owner = await createMember(manual);
+      const [from, to] = [await issueCard(manual, { type: 'prepaid', ownerMemberId: owner.id }), await issueCard(manual, { type: 'prepaid', ownerMemberId: owner.id })];
+      const run = async (res: HttpResult<OperationJson>) => {
+        expect(res.status, res.text).to.equal(202);
+        await runCardOperation(manual.deps, { operationId: res.body.id });
+        return manual.http.get<OperationJson>(`/v1/operations/${res.body.id}`, { key: manual.adminKey });
+      };
+      expectSucceeded(await run(await recharge(manual, from.id, { amount: '50.00' }, { wait: false })));
+      const moving = await transfer(manual, { from_card_id: from.id, to_card_id: to.id, amount: '5.00' }, { wait: false });
+      expect((await run(moving)).body.status).to.equal('processing');
+      await failsWith(await run(await closeCard(manual, from.id, {}, { wait: false })), 'TRANSFER_IN_PROGRESS', manual);
+      await failsWith(await run(await replaceCard(manual, from.id, 'lost', { wait: false })), 'TRANSFER_IN_PROGRESS', manual);
+      for (const leg of ['credit', 'end']) await runCardOperation(manual.deps, { operationId: `${moving.body.id}-${leg}` });
+      expectSucceeded(await manual.http.get<OperationJson>(`/v1/operations/${moving.body.id}`, { key: manual.adminKey }));
+      await expectLedgersMatch(manual, from.id, { balance: 4_500 });
+    } finally {
+      await manual.stop();
+    }
   });
 
   it('AMOUNT_INVALID: 0, -1, "1.234", 1.234, "1e3", "abc", "", over MAX_AMOUNT → 400 and nothing recorded', async () => {
