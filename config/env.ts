@@ -142,7 +142,7 @@ const schema = z.object({
   // Fault injection for `npm run test:faults` only: the worker kills itself at the Nth pass of a named point.
   MPS_CRASH_AT: z
     .string()
-    .regex(/^(before-commit|after-commit-before-ack)@\d+$/, 'must be before-commit@N or after-commit-before-ack@N')
+    .regex(/^(before-commit|after-commit-before-ack|after-commit-before-follow-ups)@\d+$/, 'must be before-commit@N, after-commit-before-ack@N or after-commit-before-follow-ups@N')
     .optional(),
 
   MAX_AMOUNT: amount('1000000.00'),

@@ -30,6 +30,9 @@ curl -s $MPS/v1/cards/$CARD -H "Authorization: Bearer $APP"; echo
 # 5. a top-up at the till: the member shows a fresh QR (the payment used the last one), the cashier takes 500.00 in cash
 QR=$(curl -s -X POST $MPS/v1/cards/$CARD/qr -H "Authorization: Bearer $APP" -H 'Content-Type: application/json' -d '{}' | ${field('qr_plain')})
 curl -s -X POST $MPS/v1/recharges -H "Authorization: Bearer $POS" -H 'Content-Type: application/json' -H "Idempotency-Key: till-$(date +%s)" -H 'Prefer: wait=5' -d "{\\"qr\\":\\"$QR\\",\\"amount\\":\\"500.00\\",\\"payment_method\\":\\"cash\\"}"; echo
+# 6. a second prepaid card for the member, and 20.00 moved onto it
+CARD2=$(curl -s -X POST $MPS/v1/cards -H "Authorization: Bearer $APP" -H 'Content-Type: application/json' -d "{\\"type\\":\\"prepaid\\",\\"owner_member_id\\":\\"${d.memberId}\\",\\"binding_password\\":\\"Family-2-$RANDOM\\"}" | ${field('id')})
+curl -s -X POST $MPS/v1/transfers -H "Authorization: Bearer $APP" -H 'Content-Type: application/json' -H "Idempotency-Key: move-$(date +%s)" -H 'Prefer: wait=5' -d "{\\"from_card_id\\":\\"$CARD\\",\\"to_card_id\\":\\"$CARD2\\",\\"amount\\":\\"20.00\\"}"; echo
 ──────────────────────────────────────────
 `;
 }

@@ -171,7 +171,8 @@ export const transfer = defineKind({
   http: {
     path: '/transfers',
     roles: ['admin', 'app', 'member'],
-    body: z.strictObject({ from_card_id: fields.uuid, to_card_id: fields.uuid, amount: fields.amount, tag: fields.tag.optional() }),
+    // Card ids as the card routes take them (any 8-4-4-4-12 hex id, services/card-access.ts), not only RFC 4122 variants.
+    body: z.strictObject({ from_card_id: z.guid(), to_card_id: z.guid(), amount: fields.amount, tag: fields.tag.optional() }),
   },
   card: 'request',
   async draft({ config, principal, cardFor }, { body }) {

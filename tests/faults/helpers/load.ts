@@ -2,13 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { Preload } from '../../../bench/preload.js';
 
 export type Kind = 'payment' | 'refund' | 'recharge';
+/** What a client may ask for: the POS mix, or what a scenario adds of its own (transfers). */
+export type AskedKind = Kind | 'transfer';
 
 const TERMINAL = new Set(['succeeded', 'failed']);
 
 /** What the clients know about one operation the API accepted (answered 200/202 with its id). */
 export interface AcceptedOp {
   id: string;
-  kind: Kind;
+  kind: AskedKind;
   idempotencyKey: string;
   /** Test-process time of the first answer that named this operation. */
   acceptedAt: number;
@@ -62,7 +64,7 @@ export class PosClients {
    * Sends one request until it is answered for good. Returns the operation JSON of a 200/202, the
    * error body of another 4xx, or undefined when the client gave up.
    */
-  async send(method: 'POST' | 'GET', path: string, apiKey: string, body?: unknown, opts: { idempotencyKey?: string; kind?: Kind; waitS?: number } = {}): Promise<{ status: number; json: any } | undefined> {
+  async send(method: 'POST' | 'GET', path: string, apiKey: string, body?: unknown, opts: { idempotencyKey?: string; kind?: AskedKind; waitS?: number } = {}): Promise<{ status: number; json: any } | undefined> {
     const key = opts.idempotencyKey ?? randomUUID();
     const started = Date.now();
     const waitS = opts.waitS ?? this.o.waitS;
@@ -119,7 +121,7 @@ export class PosClients {
     }
   }
 
-  private record(key: string, kind: Kind, op: { id?: string; status?: string; error?: { code?: string } | null }) {
+  private record(key: string, kind: AskedKind, op: { id?: string; status?: string; error?: { code?: string } | null }) {
     if (!op?.id) {
       this.violations.push(`a 200/202 for key ${key} without an operation id: ${JSON.stringify(op).slice(0, 200)}`);
       return;
