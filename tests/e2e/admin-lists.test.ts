@@ -324,7 +324,7 @@ describe('e2e: admin lists (merchants, cards, transactions, operations) and PATC
 
     it('refuses bad query values with 400', async () => {
       const forged = Buffer.from(JSON.stringify({ t: new Date().toISOString(), id: "op_x' OR 1=1" })).toString('base64url');
-      for (const query of ['status=stuck', 'type=transfer', 'older_than_s=-1', 'older_than_s=1e3', 'older_than_s=', 'older_than_s=ten', `cursor=${forged}`, 'merchant_id=x']) {
+      for (const query of ['status=stuck', 'type=teleport', 'older_than_s=-1', 'older_than_s=1e3', 'older_than_s=', 'older_than_s=ten', `cursor=${forged}`, 'merchant_id=x']) {
         expectError(await sys.http.get(`/v1/operations?${query}`, admin()), 400, 'VALIDATION_ERROR');
       }
     });
