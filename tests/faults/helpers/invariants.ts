@@ -19,7 +19,7 @@ const quote = (v: string) => `'${v.replaceAll("'", "''")}'`;
 /** Each kind with the transaction types it writes and whether it tells the outbox of a success and of a refusal (operations/index.ts). */
 const KINDS = `(VALUES ${OPERATION_KINDS.map((k) => `(${quote(k.type)}, ARRAY[${k.transactionTypes.map(quote).join(', ') || "''"}]::text[], ${!!k.events}, ${!!k.events?.failed})`).join(', ')}) AS k(type, tx_types, succeeded_event, failed_event)`;
 /** Kinds whose success is exactly one transaction and whose refusal none (a transfer's debit and its end are checked with the transfer). */
-const ONE_TRANSACTION = `('payment', 'refund', 'recharge', 'transfer_credit')`;
+const ONE_TRANSACTION = `('payment', 'refund', 'recharge', 'adjustment', 'recharge_reversal', 'transfer_credit')`;
 /** A transfer's own transactions and its legs' (operations/transfer.ts): the debit, the credit, or the money back. */
 const TRANSFER_LEGS = `(SELECT t.* FROM transactions t WHERE t.operation_id IN (o.id, o.id || '-credit', o.id || '-end'))`;
 
@@ -49,9 +49,9 @@ const CHECKS: Record<string, string> = {
   terminal_without_completed_at: `SELECT o.id FROM operations o WHERE o.status IN ('succeeded', 'failed') AND o.completed_at IS NULL`,
   // One balance_ledger row per balance-moving transaction, for exactly its amount and sign.
   balance_moving_tx_without_one_ledger_row: `SELECT t.tx_no FROM transactions t
-     WHERE (SELECT count(*) FROM balance_ledger l WHERE l.transaction_id = t.id) <> CASE WHEN t.via_balance AND t.final_amount_minor > 0 THEN 1 ELSE 0 END
+     WHERE (SELECT count(*) FROM balance_ledger l WHERE l.transaction_id = t.id) <> CASE WHEN t.via_balance AND t.final_amount_minor <> 0 THEN 1 ELSE 0 END
         OR EXISTS (SELECT 1 FROM balance_ledger l WHERE l.transaction_id = t.id
-                    AND l.delta_minor <> CASE WHEN t.type IN ('payment', 'transfer_debit', 'payout') THEN -t.final_amount_minor ELSE t.final_amount_minor END)`,
+                    AND l.delta_minor <> CASE WHEN t.type IN ('payment', 'recharge_reversal', 'transfer_debit', 'payout') THEN -t.final_amount_minor ELSE t.final_amount_minor END)`,
   points_ledger_not_transaction: `SELECT t.tx_no FROM transactions t
      WHERE coalesce((SELECT sum(p.delta) FROM point_ledger p WHERE p.transaction_id = t.id), 0)
            <> CASE t.type WHEN 'payment' THEN t.points_earned WHEN 'refund' THEN -t.points_clawed_back ELSE 0 END`,
