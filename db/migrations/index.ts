@@ -39,6 +39,8 @@ import * as adminCardLists from './20261201002300_index_admin_card_lists.js';
 import * as transactionsNewest from './20261201002310_index_transactions_newest.js';
 import * as adminTransactionFilters from './20261201002320_index_admin_transaction_filters.js';
 import * as operationsByType from './20261201002330_index_operations_by_type.js';
+import * as reportRollups from './20261201003000_create_report_rollups.js';
+import * as failedPaymentsByCompletion from './20261201003100_index_failed_payments_by_completion.js';
 import * as operatorMoneyChecks from './20261201004100_operator_money_checks.js';
 import * as approvalStatuses from './20261201004200_operation_approval_statuses.js';
 import * as settlementRecharges from './20261201004300_settlement_recharges.js';
@@ -92,6 +94,8 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261201002310_index_transactions_newest': transactionsNewest,
   '20261201002320_index_admin_transaction_filters': adminTransactionFilters,
   '20261201002330_index_operations_by_type': operationsByType,
+  '20261201003000_create_report_rollups': reportRollups,
+  '20261201003100_index_failed_payments_by_completion': failedPaymentsByCompletion,
   '20261201004100_operator_money_checks': operatorMoneyChecks,
   '20261201004200_operation_approval_statuses': approvalStatuses,
   '20261201004300_settlement_recharges': settlementRecharges,
