@@ -8,6 +8,7 @@ import { runSettlement } from './settlement.js';
 import { runCleanup } from './cleanup.js';
 import { runDetectAnomalies } from './detect-anomalies.js';
 import { runRelayOutbox } from './relay-outbox.js';
+import { runReportRollup } from './report-rollup.js';
 import { runDeliverWebhook } from './deliver-webhook.js';
 
 /** A job handler (CONVENTIONS.md 1): dependencies and the payload's ids in, a result out. */
@@ -26,6 +27,7 @@ export const maintenanceHandlers: Partial<Record<MaintenanceJob, Handler<Mainten
   cleanup: runCleanup,
   'detect-anomalies': runDetectAnomalies,
   'relay-outbox': runRelayOutbox,
+  'report-rollup': runReportRollup,
 };
 
 export const deliverWebhook: Handler<WebhookPayload> = runDeliverWebhook;

@@ -1,7 +1,7 @@
 export { partitionOf, partitionSql } from '../domain/partition.js';
 
 /** Maintenance jobs the scheduler enqueues (issue-owned handlers register under these names). */
-export const MAINTENANCE_JOBS = ['reconcile', 'rotate-qr', 'settlement', 'cleanup', 'detect-anomalies', 'relay-outbox'] as const;
+export const MAINTENANCE_JOBS = ['reconcile', 'rotate-qr', 'settlement', 'cleanup', 'detect-anomalies', 'relay-outbox', 'report-rollup'] as const;
 export type MaintenanceJob = (typeof MAINTENANCE_JOBS)[number];
 
 export interface OperationPayload {

@@ -38,6 +38,8 @@ export function schedulerTicks(deps: Deps): Tick[] {
     { job: 'detect-anomalies', cron: config.ANOMALY_CRON, plan: byScheduledTime('detect-anomalies') },
     { job: 'cleanup', cron: config.CLEANUP_CRON, plan: byScheduledTime('cleanup') },
     { job: 'relay-outbox', cron: config.RELAY_CRON, plan: byScheduledTime('relay-outbox') },
+    // Local days: the tick's schedule follows SETTLEMENT_TZ like the days it closes.
+    { job: 'report-rollup', cron: config.REPORT_ROLLUP_CRON, timezone: config.SETTLEMENT_TZ, plan: byScheduledTime('report-rollup') },
     {
       job: 'settlement',
       cron: config.SETTLEMENT_CRON,
