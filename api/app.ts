@@ -26,6 +26,7 @@ import { webhookRoutes } from './routes/webhooks.js';
 import { privacyRoutes } from './routes/privacy.js';
 import { memberDirectoryRoutes } from './routes/member-directory.js';
 import { adminListRoutes } from './routes/admin-lists.js';
+import { reportRoutes } from './routes/reports.js';
 import type { OperationWaiter } from './operation-waiter.js';
 
 /** Builds the Express app without listening, so tests run it on port 0 (CONVENTIONS.md 9). */
@@ -64,6 +65,7 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   v1.use(privacyRoutes(deps));
   v1.use(memberDirectoryRoutes(deps));
   v1.use(adminListRoutes(deps));
+  v1.use(reportRoutes(deps));
   app.use('/v1', v1);
 
   app.use(notFoundHandler);
