@@ -37,6 +37,29 @@ export function emptyFigures(): ReportFigures {
 }
 
 /**
+ * Two parts of one period's figures together (the rollup's and the live part after it). Every
+ * figure adds up; distinct cards do because the later part counts only cards new to the period.
+ */
+export function addFigures(a: ReportFigures, b: ReportFigures): ReportFigures {
+  const merge = (x: Record<string, number>, y: Record<string, number>) => {
+    const out = { ...x };
+    for (const [k, v] of Object.entries(y)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  return {
+    payment_count: a.payment_count + b.payment_count,
+    payment_minor: a.payment_minor + b.payment_minor,
+    refund_count: a.refund_count + b.refund_count,
+    refund_minor: a.refund_minor + b.refund_minor,
+    recharge_count: a.recharge_count + b.recharge_count,
+    recharge_minor: a.recharge_minor + b.recharge_minor,
+    distinct_cards: a.distinct_cards + b.distinct_cards,
+    by_method: merge(a.by_method, b.by_method),
+    declines: merge(a.declines, b.declines),
+  };
+}
+
+/**
  * Net of a period: payments − refunds − recharges at the till, before the platform fee. The fee
  * is a settlement's (it depends on the fee rate of the settled day and is rounded per settlement),
  * so for one merchant and day settlement.net_amount = report.net_amount − settlement.fee_amount.

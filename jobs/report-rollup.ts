@@ -1,68 +1,73 @@
 import type { Deps } from '../app/deps.js';
-import { clearRollups, firstActivityDay, lockRollup, readRollupState, rollupDay, rollupLimit, writeRollupState } from '../db/queries/reports.js';
-import { addDays, minDay } from '../domain/report.js';
+import { clearRollups, firstActivity, localDayOf, lockRollup, readRollupState, rollupDay, rollupLimit, writeRollupState } from '../db/queries/reports.js';
 import type { MaintenancePayload } from './names.js';
 
-/** How long one run may keep rolling up days (a first run over a long history goes on at the next tick). */
+/** How long one run may go on (a first run over a long history goes on at the next tick). */
 const DEFAULT_BUDGET_MS = 60_000;
 
 export interface RollupReport {
-  /** Days recomputed in this run (days without activity are passed over, not counted). */
+  /** Local days recomputed in this run (quiet stretches are passed over, not counted). */
   rolled: number;
-  /** The first local day not rolled up yet: the live part of every report starts there. */
-  next_day: string;
-  /** Why it stopped before the last day closed by REPORT_ROLLUP_GRACE_S, if it did. */
+  /** How far the rollup reaches now: every report aggregates live only what came at or after it. */
+  rolled_until: string;
+  /** Why it stopped short of now − REPORT_ROLLUP_GRACE_S, if it did. */
   stopped?: 'budget' | 'open-transaction';
   oldest_open?: string;
 }
 
-type Step = { done: true; nextDay: string; heldByOpen: Date | null } | { done: false; nextDay: string; rolled: number };
+type Step = { done: true; until: Date; heldByOpen: Date | null } | { done: false; until: Date; rolled: number };
+
+const earlier = (a: Date, b: Date) => (a.getTime() <= b.getTime() ? a : b);
 
 /**
- * Rolls closed local days (SETTLEMENT_TZ) into report_daily and report_hourly, oldest first, one
- * day per transaction that also moves report_rollup_state.next_day past it, so a report sees a
- * day either rolled up or not at all, never twice. A day is closed once it ended
- * REPORT_ROLLUP_GRACE_S ago and no transaction that began before its end is still open (a worker's
- * rows carry its transaction's start time). Rolled days are not recomputed: what happens later
- * (a refund of that day's payment) counts on its own day. A new SETTLEMENT_TZ starts over.
- * Never on the payment path: reports read the rollup plus a live aggregate of the days after it.
+ * Moves the report rollup forward to REPORT_ROLLUP_GRACE_S before now: each local day
+ * (SETTLEMENT_TZ) with activity since the rollup's reach is recomputed, by day and by hour, from
+ * its rows before the new reach, in one transaction that also moves report_rollup_state, so a
+ * report (rollup + live part after the reach, one snapshot) counts every row once. The reach
+ * never passes the start of a transaction still open: a worker's rows carry their transaction's
+ * start time. Rows are never counted on another day later: a refund of last week's payment counts
+ * today. A new SETTLEMENT_TZ starts over. Nothing here is on the payment path.
  */
 export async function runReportRollup(deps: Pick<Deps, 'db' | 'config' | 'logger'>, payload: MaintenancePayload = {}): Promise<RollupReport> {
   const { db, config } = deps;
   const timeZone = config.SETTLEMENT_TZ;
   const deadline = Date.now() + (typeof payload.budgetMs === 'number' ? payload.budgetMs : DEFAULT_BUDGET_MS);
   let rolled = 0;
+  // Where this run goes: fixed by its first step (a later step only lowers it), or it would chase now().
+  let target: Date | undefined;
   for (;;) {
     const step = await db.transaction(async (trx): Promise<Step> => {
       await lockRollup(trx);
-      const limits = await rollupLimit(trx, timeZone, config.REPORT_ROLLUP_GRACE_S);
-      const heldByOpen = limits.open_day !== null && limits.open_day < limits.grace_day;
-      const limitDay = heldByOpen ? limits.open_day! : limits.grace_day;
+      const { limit_at: fresh, oldest_open: oldestOpen } = await rollupLimit(trx, config.REPORT_ROLLUP_GRACE_S);
+      const limit = target ? earlier(target, fresh) : fresh;
+      target = limit;
       let state = await readRollupState(trx);
       if (!state || state.time_zone !== timeZone) {
         if (state) await clearRollups(trx);
-        // Start at the first day with activity; with none yet, at the first day not closed.
-        const first = await firstActivityDay(trx, timeZone, null);
-        state = { time_zone: timeZone, next_day: first === null ? limitDay : minDay(first, limitDay) };
+        // From the start of the first day with activity; with none yet, from the limit.
+        const first = await firstActivity(trx, timeZone, null);
+        state = { time_zone: timeZone, rolled_until: first ? earlier(first.day_start, limit) : limit };
         await writeRollupState(trx, state);
       }
-      const day = state.next_day;
-      if (day >= limitDay) return { done: true, nextDay: day, heldByOpen: heldByOpen && day < limits.grace_day ? limits.oldest_open : null };
-      const active = await firstActivityDay(trx, timeZone, day);
-      if (active === null || active > day) {
-        // Nothing on `day`, nor up to `active`: pass over the quiet days without rows for them.
-        const nextDay = active === null ? limitDay : minDay(active, limitDay);
-        await writeRollupState(trx, { time_zone: timeZone, next_day: nextDay });
-        return { done: false, nextDay, rolled: 0 };
+      const from = state.rolled_until;
+      if (limit.getTime() <= from.getTime()) return { done: true, until: from, heldByOpen: oldestOpen !== null && oldestOpen.getTime() === limit.getTime() ? oldestOpen : null };
+      const { day, next_day_start: nextDayStart } = await localDayOf(trx, timeZone, from);
+      const to = earlier(nextDayStart, limit);
+      const next = await firstActivity(trx, timeZone, from);
+      if (!next || next.at.getTime() >= to.getTime()) {
+        // Nothing from `from` on to the next row: reach up to that row (or the limit) without writing.
+        const until = next ? earlier(next.at, limit) : limit;
+        await writeRollupState(trx, { time_zone: timeZone, rolled_until: until });
+        return { done: false, until, rolled: 0 };
       }
-      await rollupDay(trx, timeZone, day);
-      await writeRollupState(trx, { time_zone: timeZone, next_day: addDays(day, 1) });
-      return { done: false, nextDay: addDays(day, 1), rolled: 1 };
+      await rollupDay(trx, timeZone, day, to);
+      await writeRollupState(trx, { time_zone: timeZone, rolled_until: to });
+      return { done: false, until: to, rolled: 1 };
     });
     if (!step.done) rolled += step.rolled;
     const outOfTime = !step.done && Date.now() >= deadline;
     if (step.done || outOfTime) {
-      const report: RollupReport = { rolled, next_day: step.nextDay };
+      const report: RollupReport = { rolled, rolled_until: step.until.toISOString() };
       if (outOfTime) report.stopped = 'budget';
       else if (step.done && step.heldByOpen) Object.assign(report, { stopped: 'open-transaction', oldest_open: step.heldByOpen.toISOString() });
       deps.logger.info(report, 'report rollup');

@@ -1,9 +1,10 @@
 import type { Deps } from '../app/deps.js';
 import { findMerchant } from '../db/queries/merchants.js';
-import { aggregateLive, readRollup, reportClock, type ReportRow, type ReportScope } from '../db/queries/reports.js';
+import { aggregateLive, readRollup, reportClock, type Bucket, type ReportRow, type ReportScope } from '../db/queries/reports.js';
 import { AppError, forbidden, notFound } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
-import { addDays, datesFrom, DEFAULT_REPORT_DAYS, fillPeriods, MAX_REPORT_DAYS, maxDay, minDay, periodKey, spanDays, type ReportFigures, type ReportPeriod } from '../domain/report.js';
+import { addDays, addFigures, datesFrom, DEFAULT_REPORT_DAYS, fillPeriods, MAX_REPORT_DAYS, periodKey, spanDays, type ReportFigures, type ReportPeriod } from '../domain/report.js';
+import type { Db } from '../db/knex.js';
 
 export interface DailyReportInput {
   /** Admin only: one merchant instead of the platform. */
@@ -27,9 +28,9 @@ export interface DailyReport {
 /**
  * The daily report (API.md "Directory, keys and reports"): a merchant's own, or for an admin the
  * platform's or one merchant's; one row per local day (SETTLEMENT_TZ) of [from, to], or per hour
- * of one day. Days before the rollup's next_day come from report_daily / report_hourly, the rest
- * from a live aggregate of transactions and operations; both are read in one snapshot
- * (REPEATABLE READ), so a rollup committing meanwhile neither hides nor doubles a day.
+ * of one day. Each period is its rollup row (report_daily / report_hourly: the rows before the
+ * rollup's reach) plus the live aggregate of the rows since; both are read in one snapshot
+ * (REPEATABLE READ), so a rollup committing meanwhile neither hides nor doubles a row.
  */
 export async function dailyReport(deps: Pick<Deps, 'dbRead' | 'config'>, principal: Principal, input: DailyReportInput): Promise<DailyReport> {
   const scope = await scopeOf(deps, principal, input.merchantId);
@@ -37,25 +38,32 @@ export async function dailyReport(deps: Pick<Deps, 'dbRead' | 'config'>, princip
   return deps.dbRead.transaction(
     async (trx) => {
       const clock = await reportClock(trx, timeZone);
-      // No rollup in this time zone yet: every day is live (correct, only slower).
-      const rolledBefore = clock.next_day ?? '0001-01-01';
       if (input.granularity === 'hour') {
         const date = input.date ?? clock.today;
-        const untilDay = addDays(date, 1);
-        const rows = date < rolledBefore ? await readRollup(trx, scope, 'hour', { fromDay: date, untilDay }) : await aggregateLive(trx, scope, 'hour', { timeZone, fromDay: date, untilDay });
+        const figures = await periodFigures(trx, scope, 'hour', { timeZone, fromDay: date, untilDay: addDays(date, 1), rolledUntil: clock.rolled_until });
         const hours = Array.from({ length: 24 }, (_, hour) => ({ date, hour }));
-        return { ...header(scope, timeZone, 'hour', date, date), periods: fillPeriods(hours, byPeriod(rows)) };
+        return { ...header(scope, timeZone, 'hour', date, date), periods: fillPeriods(hours, figures) };
       }
       const { from, to } = window(input, clock.today);
-      const rows: ReportRow[] = [];
-      const rolledUntil = minDay(addDays(to, 1), rolledBefore);
-      if (from < rolledUntil) rows.push(...(await readRollup(trx, scope, 'day', { fromDay: from, untilDay: rolledUntil })));
-      const liveFrom = maxDay(from, rolledBefore);
-      if (liveFrom <= to) rows.push(...(await aggregateLive(trx, scope, 'day', { timeZone, fromDay: liveFrom, untilDay: addDays(to, 1) })));
-      return { ...header(scope, timeZone, 'day', from, to), periods: fillPeriods(datesFrom(from, to).map((date) => ({ date })), byPeriod(rows)) };
+      const figures = await periodFigures(trx, scope, 'day', { timeZone, fromDay: from, untilDay: addDays(to, 1), rolledUntil: clock.rolled_until });
+      return { ...header(scope, timeZone, 'day', from, to), periods: fillPeriods(datesFrom(from, to).map((date) => ({ date })), figures) };
     },
     { isolationLevel: 'repeatable read', readOnly: true },
   );
+}
+
+/** Rolled-up and live figures of each period in [fromDay, untilDay), added together. */
+async function periodFigures(trx: Db, scope: ReportScope, bucket: Bucket, range: { timeZone: string; fromDay: string; untilDay: string; rolledUntil: Date | null }): Promise<Map<string, ReportFigures>> {
+  // No rollup in this time zone yet: every row is live (exact, only slower).
+  const rolled = range.rolledUntil === null ? [] : await readRollup(trx, scope, bucket, range);
+  const live = await aggregateLive(trx, scope, bucket, range);
+  const figures = new Map<string, ReportFigures>();
+  for (const { merchant_id: _m, day, hour, ...f } of [...rolled, ...live] as ReportRow[]) {
+    const key = periodKey(day, hour);
+    const earlier = figures.get(key);
+    figures.set(key, earlier ? addFigures(earlier, f) : f);
+  }
+  return figures;
 }
 
 /** A merchant key reads its own shop only; an admin the platform or the merchant it names. */
@@ -84,10 +92,6 @@ function window(input: DailyReportInput, today: string): { from: string; to: str
 
 function invalidQuery(field: string, message: string): AppError {
   return new AppError('VALIDATION_ERROR', `Invalid query: ${field}: ${message}`, { issues: [{ field, message }] });
-}
-
-function byPeriod(rows: ReportRow[]): Map<string, ReportFigures> {
-  return new Map(rows.map(({ merchant_id: _m, day, hour, ...figures }) => [periodKey(day, hour), figures]));
 }
 
 const header = (scope: ReportScope, timeZone: string, granularity: 'day' | 'hour', from: string, to: string) => ({

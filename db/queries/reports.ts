@@ -3,11 +3,11 @@ import type { Db } from '../knex.js';
 
 /**
  * Daily report SQL: one aggregate of transactions and failed payment operations by local day or
- * hour (SETTLEMENT_TZ), used both live (the days not rolled up yet) and by the rollup job (to fill
- * report_daily / report_hourly for a closed day), so that the two can never count differently.
+ * hour (SETTLEMENT_TZ), used both by the rollup job (to fill report_daily / report_hourly) and live
+ * by every report (for what came after the rollup), so that the two can never count differently.
  *
- * What a period holds (docs in README "Daily reports"): rows are counted on the local day and hour
- * they were written by the worker (transactions.created_at, operations.completed_at of a failed
+ * What a period holds (README "Daily reports"): rows count on the local day and hour they were
+ * written by the worker (transactions.created_at, and operations.completed_at of a failed
  * payment: both the worker transaction's now()). Nothing later changes a row's figures: a refund
  * counts on its own day, not on its payment's, so a closed day stays closed.
  * - payments: type payment, Σ final_amount (what the card paid, after discount), by payment_method;
@@ -16,6 +16,11 @@ import type { Db } from '../knex.js';
  * - distinct_cards: cards with a payment in the period;
  * - declines: payment operations that failed, by error_code.
  * Only rows with a merchant count (every payment and refund has one).
+ *
+ * The rollup holds every period's figures of the rows before report_rollup_state.rolled_until (an
+ * instant); a report adds the live aggregate of the rows at or after it. Counts, amounts, methods
+ * and declines add up; distinct cards add up because the live part counts only the cards that had
+ * not paid in the same period (and scope) before rolled_until.
  */
 
 /** A report for one merchant, or for the whole platform. */
@@ -43,27 +48,41 @@ function named(sql: string, values: Record<string, unknown>): [string, unknown[]
   return [text, bindings];
 }
 
-const START = `(CAST(:from_day AS date))::timestamp AT TIME ZONE :tz`;
-const END = `(CAST(:until_day AS date))::timestamp AT TIME ZONE :tz`;
+/** Rows from the start of :from_day but not before :floor_at, to the start of :until_day but not from :cap_at on. */
+const FROM = `greatest((CAST(:from_day AS date))::timestamp AT TIME ZONE :tz, CAST(:floor_at AS timestamptz))`;
+const UNTIL = `least((CAST(:until_day AS date))::timestamp AT TIME ZONE :tz, CAST(:cap_at AS timestamptz))`;
 const FIGURE_COLUMNS = ['payment_count', 'payment_minor', 'refund_count', 'refund_minor', 'recharge_count', 'recharge_minor', 'distinct_cards'] as const;
 
 /**
- * The aggregate of [from_day, until_day) (local days in :tz) by merchant (or platform) and day or
- * hour. `every` gives one row per merchant and period plus the platform's (merchant_id NULL), from
- * one scan (GROUPING SETS); the platform row is not a sum of the merchants' (distinct cards).
+ * The aggregate of the rows in [FROM, UNTIL) by merchant (or platform) and local day or hour.
+ * `every` gives one row per merchant and period plus the platform's (merchant_id NULL), from one
+ * scan (GROUPING SETS); the platform row is not a sum of the merchants' (distinct cards). With
+ * `afterFloor`, a payment's card counts in distinct_cards only when the card had not paid in the
+ * same period and scope before :floor_at (looked up by transactions_card_time).
  */
-function aggregateSql(bucket: Bucket, scope: AggregateScope): string {
+function aggregateSql(bucket: Bucket, scope: AggregateScope, afterFloor: boolean): string {
   const hourOf = (column: string) => (bucket === 'hour' ? `extract(hour FROM ${column} AT TIME ZONE :tz)::smallint` : 'NULL::smallint');
-  const only = (alias: string) => (scope !== 'every' && 'merchantId' in scope ? `AND ${alias}.merchant_id = CAST(:merchant AS uuid)` : '');
+  const oneMerchant = scope !== 'every' && 'merchantId' in scope;
+  const only = (alias: string) => (oneMerchant ? `AND ${alias}.merchant_id = CAST(:merchant AS uuid)` : '');
   // Grouping keys carry no NULLs, so that the parts below join on plain equality (hash joins).
-  const key = scope === 'every' || 'merchantId' in scope ? `coalesce(merchant_id, '${NO_MERCHANT}'::uuid) AS m, day, coalesce(hour, -1) AS h` : `'${NO_MERCHANT}'::uuid AS m, day, coalesce(hour, -1) AS h`;
-  const groups = (extra = '') => (scope === 'every' ? `GROUPING SETS ((merchant_id, day, hour${extra}), (day, hour${extra}))` : 'merchantId' in scope ? `merchant_id, day, hour${extra}` : `day, hour${extra}`);
-  return `WITH tx AS MATERIALIZED (
+  const key = scope === 'every' || oneMerchant ? `coalesce(merchant_id, '${NO_MERCHANT}'::uuid) AS m, day, coalesce(hour, -1) AS h` : `'${NO_MERCHANT}'::uuid AS m, day, coalesce(hour, -1) AS h`;
+  const groups = (extra = '') => (scope === 'every' ? `GROUPING SETS ((merchant_id, day, hour${extra}), (day, hour${extra}))` : oneMerchant ? `merchant_id, day, hour${extra}` : `day, hour${extra}`);
+  // An earlier payment of the card in the same local period: searched from an hour before the
+  // period's start (a period's first instant is ambiguous at a DST change), then matched by period.
+  const seenBefore = `EXISTS (
+            SELECT 1 FROM transactions p
+             WHERE p.card_id = r.card_id AND p.type = 'payment' AND p.merchant_id IS NOT NULL ${only('p')}
+               AND p.created_at >= (r.day::timestamp + make_interval(hours => coalesce(r.hour, 0)::int)) AT TIME ZONE :tz - interval '1 hour'
+               AND p.created_at < CAST(:floor_at AS timestamptz)
+               AND (p.created_at AT TIME ZONE :tz)::date = r.day ${bucket === 'hour' ? `AND extract(hour FROM p.created_at AT TIME ZONE :tz) = r.hour` : ''})`;
+  return `WITH src AS (
       SELECT t.merchant_id, (t.created_at AT TIME ZONE :tz)::date AS day, ${hourOf('t.created_at')} AS hour, t.type,
              coalesce(t.payment_method, 'unknown') AS method, t.card_id, t.final_amount_minor AS minor
         FROM transactions t
-       WHERE t.created_at >= ${START} AND t.created_at < ${END}
+       WHERE t.created_at >= ${FROM} AND t.created_at < ${UNTIL}
          AND t.type IN ('payment', 'refund', 'recharge') AND t.merchant_id IS NOT NULL ${only('t')}
+    ), tx AS MATERIALIZED (
+      SELECT r.*, ${afterFloor ? `r.type = 'payment' AND NOT ${seenBefore}` : `r.type = 'payment'`} AS new_card FROM src r
     ), totals AS (
       SELECT ${key},
              count(*) FILTER (WHERE type = 'payment') AS payment_count,
@@ -72,7 +91,7 @@ function aggregateSql(bucket: Bucket, scope: AggregateScope): string {
              coalesce(sum(minor) FILTER (WHERE type = 'refund'), 0)::bigint AS refund_minor,
              count(*) FILTER (WHERE type = 'recharge') AS recharge_count,
              coalesce(sum(minor) FILTER (WHERE type = 'recharge'), 0)::bigint AS recharge_minor,
-             count(DISTINCT card_id) FILTER (WHERE type = 'payment') AS distinct_cards
+             count(DISTINCT card_id) FILTER (WHERE new_card) AS distinct_cards
         FROM tx GROUP BY ${groups()}
     ), methods AS (
       SELECT m, day, h, jsonb_object_agg(method, minor) AS by_method
@@ -83,7 +102,7 @@ function aggregateSql(bucket: Bucket, scope: AggregateScope): string {
         FROM (SELECT ${key}, error_code, count(*) AS n
                 FROM (SELECT o.merchant_id, (o.completed_at AT TIME ZONE :tz)::date AS day, ${hourOf('o.completed_at')} AS hour, o.error_code
                         FROM operations o
-                       WHERE o.type = 'payment' AND o.status = 'failed' AND o.completed_at >= ${START} AND o.completed_at < ${END}
+                       WHERE o.type = 'payment' AND o.status = 'failed' AND o.completed_at >= ${FROM} AND o.completed_at < ${UNTIL}
                          AND o.merchant_id IS NOT NULL ${only('o')}) f
                GROUP BY ${groups(', error_code')}) x
        GROUP BY m, day, h
@@ -97,11 +116,28 @@ function aggregateSql(bucket: Bucket, scope: AggregateScope): string {
       LEFT JOIN declined d ON d.m = k.m AND d.day = k.day AND d.h = k.h`;
 }
 
-const scopeValues = (scope: AggregateScope) => (scope !== 'every' && 'merchantId' in scope ? { merchant: scope.merchantId } : {});
+/** A timestamptz parameter: an instant, or the open end of time. */
+const instant = (at: Date | null, open: '-infinity' | 'infinity') => (at === null ? open : at.toISOString());
 
-/** Live figures of the local days [fromDay, untilDay) by day or by hour, from transactions and operations. */
-export async function aggregateLive(db: Db, scope: ReportScope, bucket: Bucket, range: { timeZone: string; fromDay: string; untilDay: string }): Promise<ReportRow[]> {
-  const [sql, bindings] = named(aggregateSql(bucket, scope), { tz: range.timeZone, from_day: range.fromDay, until_day: range.untilDay, ...scopeValues(scope) });
+/**
+ * Live figures of the local days [fromDay, untilDay) by day or hour, from the rows at or after
+ * `rolledUntil` (all rows when null): what the rollup does not hold yet, with distinct_cards
+ * counting only cards new to their period since then.
+ */
+export async function aggregateLive(
+  db: Db,
+  scope: ReportScope,
+  bucket: Bucket,
+  range: { timeZone: string; fromDay: string; untilDay: string; rolledUntil: Date | null },
+): Promise<ReportRow[]> {
+  const [sql, bindings] = named(aggregateSql(bucket, scope, range.rolledUntil !== null), {
+    tz: range.timeZone,
+    from_day: range.fromDay,
+    until_day: range.untilDay,
+    floor_at: instant(range.rolledUntil, '-infinity'),
+    cap_at: 'infinity',
+    ...(('merchantId' in scope) ? { merchant: scope.merchantId } : {}),
+  });
   const { rows } = await db.raw<{ rows: ReportRow[] }>(sql, bindings as never[]);
   return rows;
 }
@@ -119,12 +155,12 @@ export async function readRollup(db: Db, scope: ReportScope, bucket: Bucket, ran
 }
 
 /**
- * Today in `timeZone` by Postgres time, and the first local day the rollup has not covered (null
- * when there is no rollup in this time zone: then every day is aggregated live).
+ * Today in `timeZone` by Postgres time, and how far the rollup reaches (null when there is no
+ * rollup in this time zone: then every row is aggregated live).
  */
-export async function reportClock(db: Db, timeZone: string): Promise<{ today: string; next_day: string | null }> {
-  const { rows } = await db.raw<{ rows: { today: string; next_day: string | null }[] }>(
-    `SELECT (now() AT TIME ZONE ?)::date AS today, (SELECT next_day FROM report_rollup_state WHERE time_zone = ?) AS next_day`,
+export async function reportClock(db: Db, timeZone: string): Promise<{ today: string; rolled_until: Date | null }> {
+  const { rows } = await db.raw<{ rows: { today: string; rolled_until: Date | null }[] }>(
+    `SELECT (now() AT TIME ZONE ?)::date AS today, (SELECT rolled_until FROM report_rollup_state WHERE time_zone = ?) AS rolled_until`,
     [timeZone, timeZone],
   );
   return rows[0]!;
@@ -139,19 +175,19 @@ export async function lockRollup(trx: Db): Promise<void> {
 
 export interface RollupState {
   time_zone: string;
-  next_day: string;
+  rolled_until: Date;
 }
 
 export async function readRollupState(db: Db): Promise<RollupState | undefined> {
-  return db<RollupState>('report_rollup_state').select('time_zone', 'next_day').first();
+  return db<RollupState>('report_rollup_state').select('time_zone', 'rolled_until').first();
 }
 
 /** Sets how far the rollup reaches; a new time zone replaces the old state. */
 export async function writeRollupState(db: Db, state: RollupState): Promise<void> {
   await db.raw(
-    `INSERT INTO report_rollup_state (id, time_zone, next_day) VALUES (true, ?, ?)
-     ON CONFLICT (id) DO UPDATE SET time_zone = excluded.time_zone, next_day = excluded.next_day, updated_at = now()`,
-    [state.time_zone, state.next_day],
+    `INSERT INTO report_rollup_state (id, time_zone, rolled_until) VALUES (true, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET time_zone = excluded.time_zone, rolled_until = excluded.rolled_until, updated_at = now()`,
+    [state.time_zone, state.rolled_until],
   );
 }
 
@@ -162,50 +198,61 @@ export async function clearRollups(db: Db): Promise<void> {
 }
 
 /**
- * Up to which local day the rollup may go (days before the limit may be rolled up): a day is
- * closed once it ended `graceS` ago by Postgres time (`grace_day`) and no transaction still open
- * in this database began before its end (`open_day`: the local day of the oldest open
- * transaction's start, null when none), because a worker transaction's rows carry its start time
- * (now()) even when it commits later.
+ * How far the rollup may reach now: `graceS` before Postgres's now(), and not past the start of
+ * the oldest transaction still open in this database (`oldest_open`), because a worker
+ * transaction's rows carry its start time (now()) even when it commits later.
  */
-export async function rollupLimit(db: Db, timeZone: string, graceS: number): Promise<{ grace_day: string; open_day: string | null; oldest_open: Date | null }> {
-  const { rows } = await db.raw<{ rows: { grace_day: string; open_day: string | null; oldest_open: Date | null }[] }>(
+export async function rollupLimit(db: Db, graceS: number): Promise<{ limit_at: Date; oldest_open: Date | null }> {
+  const { rows } = await db.raw<{ rows: { limit_at: Date; oldest_open: Date | null }[] }>(
     `WITH open AS (
        SELECT min(xact_start) AS oldest FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL
      )
-     SELECT ((now() - make_interval(secs => ?)) AT TIME ZONE ?)::date AS grace_day, (open.oldest AT TIME ZONE ?)::date AS open_day, open.oldest AS oldest_open
-       FROM open`,
-    [graceS, timeZone, timeZone],
+     SELECT least(now() - make_interval(secs => ?), open.oldest) AS limit_at, open.oldest AS oldest_open FROM open`,
+    [graceS],
   );
   return rows[0]!;
 }
 
-/** The local day of the first transaction or failed payment at or after the start of `fromDay` (any day when null); null when there is none. */
-export async function firstActivityDay(db: Db, timeZone: string, fromDay: string | null): Promise<string | null> {
-  const since = fromDay === null ? `'-infinity'::timestamptz` : `(CAST(? AS date))::timestamp AT TIME ZONE ?`;
-  const sinceBindings = fromDay === null ? [] : [fromDay, timeZone];
-  const { rows } = await db.raw<{ rows: { day: string | null }[] }>(
-    `SELECT (least((SELECT min(created_at) FROM transactions WHERE created_at >= ${since}),
-                   (SELECT min(completed_at) FROM operations WHERE type = 'payment' AND status = 'failed' AND completed_at >= ${since})) AT TIME ZONE ?)::date AS day`,
-    [...sinceBindings, ...sinceBindings, timeZone],
+/**
+ * The instant of the first transaction or failed payment at or after `from` (from the beginning
+ * when null), the local day it falls on and that day's start; null when there is none.
+ */
+export async function firstActivity(db: Db, timeZone: string, from: Date | null): Promise<{ at: Date; day: string; day_start: Date } | null> {
+  const since = instant(from, '-infinity');
+  const { rows } = await db.raw<{ rows: { at: Date | null; day: string | null; day_start: Date | null }[] }>(
+    `WITH first AS (
+       SELECT least((SELECT min(created_at) FROM transactions WHERE created_at >= CAST(? AS timestamptz)),
+                    (SELECT min(completed_at) FROM operations WHERE type = 'payment' AND status = 'failed' AND completed_at >= CAST(? AS timestamptz))) AS at
+     )
+     SELECT at, (at AT TIME ZONE ?)::date AS day, ((at AT TIME ZONE ?)::date)::timestamp AT TIME ZONE ? AS day_start FROM first`,
+    [since, since, timeZone, timeZone, timeZone],
   );
-  return rows[0]!.day;
+  const row = rows[0]!;
+  return row.at === null ? null : { at: row.at, day: row.day!, day_start: row.day_start! };
+}
+
+/** The local day an instant falls on, and the start of the next day. */
+export async function localDayOf(db: Db, timeZone: string, at: Date): Promise<{ day: string; next_day_start: Date }> {
+  const { rows } = await db.raw<{ rows: { day: string; next_day_start: Date }[] }>(
+    `SELECT (CAST(? AS timestamptz) AT TIME ZONE ?)::date AS day, ((CAST(? AS timestamptz) AT TIME ZONE ?)::date + 1)::timestamp AT TIME ZONE ? AS next_day_start`,
+    [at, timeZone, at, timeZone, timeZone],
+  );
+  return rows[0]!;
 }
 
 /**
- * Recomputes one local day's rollup rows (every merchant with activity, and the platform) by day
- * and by hour from transactions and operations. Idempotent: the day's old rows go first.
+ * Recomputes one local day's rollup rows, by day and by hour, for every merchant with activity
+ * and for the platform, from the day's rows before `until` (the rollup's new reach). Idempotent:
+ * the day's old rows go first.
  */
-export async function rollupDay(trx: Db, timeZone: string, day: string): Promise<{ merchants: number }> {
+export async function rollupDay(trx: Db, timeZone: string, day: string, until: Date): Promise<void> {
   await trx.raw('DELETE FROM report_daily WHERE day = ?', [day]);
   await trx.raw('DELETE FROM report_hourly WHERE day = ?', [day]);
   const columns = [...FIGURE_COLUMNS, 'by_method', 'declines'].join(', ');
-  const values = { tz: timeZone, from_day: day, until_day: addDays(day, 1) };
-  const [daily, dailyBindings] = named(`INSERT INTO report_daily (merchant_id, day, ${columns}) SELECT merchant_id, day, ${columns} FROM (${aggregateSql('day', 'every')}) a`, values);
-  const [hourly, hourlyBindings] = named(`INSERT INTO report_hourly (merchant_id, day, hour, ${columns}) SELECT merchant_id, day, hour, ${columns} FROM (${aggregateSql('hour', 'every')}) a`, values);
-  const inserted = await trx.raw<{ rowCount: number }>(daily, dailyBindings as never[]);
+  const values = { tz: timeZone, from_day: day, until_day: addDays(day, 1), floor_at: '-infinity', cap_at: until.toISOString() };
+  const [daily, dailyBindings] = named(`INSERT INTO report_daily (merchant_id, day, ${columns}) SELECT merchant_id, day, ${columns} FROM (${aggregateSql('day', 'every', false)}) a`, values);
+  const [hourly, hourlyBindings] = named(`INSERT INTO report_hourly (merchant_id, day, hour, ${columns}) SELECT merchant_id, day, hour, ${columns} FROM (${aggregateSql('hour', 'every', false)}) a`, values);
+  await trx.raw(daily, dailyBindings as never[]);
   await trx.raw(hourly, hourlyBindings as never[]);
-  // The platform row is one of them when the day had any activity.
-  return { merchants: Math.max(0, (inserted.rowCount ?? 0) - 1) };
 }

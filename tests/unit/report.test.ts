@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { addDays, datesFrom, emptyFigures, fillPeriods, netMinor, periodKey, spanDays } from '../../domain/report.js';
+import { addDays, addFigures, datesFrom, emptyFigures, fillPeriods, netMinor, periodKey, spanDays } from '../../domain/report.js';
 
 describe('domain/report: report periods and net', () => {
   it('steps over month, year and leap-day boundaries', () => {
@@ -31,6 +31,24 @@ describe('domain/report: report periods and net', () => {
   it('net is payments − refunds − recharges at the till (before the fee)', () => {
     expect(netMinor({ ...emptyFigures(), payment_minor: 18_000, refund_minor: 2_000, recharge_minor: 20_000 })).to.equal(-4_000);
     expect(netMinor(emptyFigures())).to.equal(0);
+  });
+
+  it('adds the rollup part and the live part of a period: every figure, methods and codes by key', () => {
+    const rolled = { ...emptyFigures(), payment_count: 3, payment_minor: 18_000, refund_count: 1, refund_minor: 2_000, distinct_cards: 2, by_method: { cash: 5_000, balance: 13_000 }, declines: { INSUFFICIENT_BALANCE: 1 } };
+    const live = { ...emptyFigures(), payment_count: 1, payment_minor: 700, recharge_count: 1, recharge_minor: 20_000, distinct_cards: 1, by_method: { cash: 700 }, declines: { INSUFFICIENT_BALANCE: 2, CARD_NOT_ACTIVE: 1 } };
+    expect(addFigures(rolled, live)).to.deep.equal({
+      payment_count: 4,
+      payment_minor: 18_700,
+      refund_count: 1,
+      refund_minor: 2_000,
+      recharge_count: 1,
+      recharge_minor: 20_000,
+      distinct_cards: 3,
+      by_method: { cash: 5_700, balance: 13_000 },
+      declines: { INSUFFICIENT_BALANCE: 3, CARD_NOT_ACTIVE: 1 },
+    });
+    expect(rolled.by_method).to.deep.equal({ cash: 5_000, balance: 13_000 });
+    expect(addFigures(emptyFigures(), live)).to.deep.equal(live);
   });
 
   it('fills every period: found figures where there are some, zeros elsewhere', () => {
