@@ -198,10 +198,10 @@ const schema = z.object({
     .string()
     .default('Asia/Taipei')
     .refine((tz) => Intl.supportedValuesOf('timeZone').includes(tz) || tz === 'UTC', 'must be an IANA time zone such as Asia/Taipei'),
-  // Daily reports: closed local days (SETTLEMENT_TZ) are rolled up by this tick once they ended
-  // REPORT_ROLLUP_GRACE_S ago; later days are aggregated live by each report.
-  REPORT_ROLLUP_CRON: cron('*/15 * * * *'),
-  REPORT_ROLLUP_GRACE_S: int(300, 0, 86_400),
+  // Daily reports: this tick rolls report days (SETTLEMENT_TZ) up to REPORT_ROLLUP_GRACE_S before
+  // now; each report aggregates live only what came since (at most about one interval plus the grace).
+  REPORT_ROLLUP_CRON: cron('*/5 * * * *'),
+  REPORT_ROLLUP_GRACE_S: int(120, 0, 86_400),
   QR_ROTATE_CRON: cron('*/5 * * * *'),
   CLEANUP_CRON: cron('30 3 * * 0'),
   ANOMALY_CRON: cron('* * * * *'),
