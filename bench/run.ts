@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     requests: { type: 'string' },
     concurrency: { type: 'string' },
     'warmup-requests': { type: 'string' },
+    today: { type: 'string' },
     // purge only (bench/purge.ts reads them)
     rows: { type: 'string' },
     batch: { type: 'string' },
