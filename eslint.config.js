@@ -36,6 +36,11 @@ export default tseslint.config(
     },
   },
   {
+    // The console's page script runs in the browser, as a classic script (api/console/assets).
+    files: ['api/console/assets/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser } },
+  },
+  {
     // Tests read JSON bodies of many shapes; typing each would add noise, not safety.
     files: ['tests/**/*.ts', 'bench/**/*.ts'],
     rules: { '@typescript-eslint/no-unused-expressions': 'off', '@typescript-eslint/no-explicit-any': 'off' },

@@ -4,6 +4,7 @@ import type { Deps } from '../app/deps.js';
 import './context.js';
 import { authenticate } from './middleware/auth.js';
 import { BULL_BOARD_CSP, BULL_BOARD_PATH, bullBoardRoutes } from './bull-board.js';
+import { CONSOLE_CSP, CONSOLE_PATH, consoleRoutes } from './console/index.js';
 import { errorHandler, notFoundHandler, requireJsonBody } from './middleware/errors.js';
 import { jsonBody } from './middleware/json-body.js';
 import { rateLimit } from './middleware/rate-limit.js';
@@ -41,6 +42,9 @@ export function createApp(deps: Deps, waiter: OperationWaiter): Express {
   // allows its own assets only, so the browser makes no request to any other host.
   app.use(BULL_BOARD_PATH, helmet({ contentSecurityPolicy: { useDefaults: false, directives: BULL_BOARD_CSP } }));
   app.use(bullBoardRoutes(deps));
+  // The console's page loads only its own script, style sheet and JSON: a stricter policy than the default.
+  app.use(CONSOLE_PATH, helmet({ contentSecurityPolicy: { useDefaults: false, directives: CONSOLE_CSP } }));
+  app.use(consoleRoutes(deps, v1));
   app.use(helmet());
   app.use(healthRoutes(deps));
 

@@ -5,6 +5,7 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { Deps } from '../app/deps.js';
 import { findActiveKeyByHash } from '../db/queries/api-keys.js';
 import { sha256 } from '../domain/tokens.js';
+import { basicCredentials } from './basic-auth.js';
 
 export const BULL_BOARD_PATH = '/admin/queues';
 
@@ -56,8 +57,7 @@ function sameHost(origin: string, host: string | undefined): boolean {
 
 function adminBasicAuth(deps: Pick<Deps, 'db'>) {
   return async (req: Request, res: Response, next: NextFunction) => {
-    const encoded = /^Basic ([A-Za-z0-9+/=]+)$/.exec(req.get('authorization') ?? '')?.[1];
-    const [user, password] = encoded ? Buffer.from(encoded, 'base64').toString('utf8').split(/:(.*)/s) : [];
+    const { user, password } = basicCredentials(req) ?? {};
     const key = user === 'admin' && password ? await findActiveKeyByHash(deps.db, sha256(password)) : undefined;
     if (key?.role === 'admin') return next();
     res.setHeader('WWW-Authenticate', 'Basic realm="MPS queues", charset="UTF-8"');
