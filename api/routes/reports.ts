@@ -5,7 +5,7 @@ import { formatMinor } from '../../domain/money.js';
 import type { ReportPeriod } from '../../domain/report.js';
 import { dailyReport, type DailyReport, type DailyReportInput } from '../../services/reports.js';
 import { allow, principalOf } from '../middleware/auth.js';
-import { fields, parse } from '../validate.js';
+import { fields, parse } from '../../domain/validate.js';
 
 /** A calendar date that exists (2026-02-30 does not) in the years Postgres and the API agree on. */
 const day = z
