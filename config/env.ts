@@ -102,6 +102,8 @@ const schema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: int(30_000, 500, 600_000),
   WORKER_METRICS_PORT: int(9464, 0, 65535),
   SCHEDULER_METRICS_PORT: int(9465, 0, 65535),
+  // `npm start` only: how many worker processes it runs beside its one web and one scheduler.
+  WORKER_PROCESSES: int(1, 1, 16),
   // How often workers sample the oldest open operation's age and Postgres reachability for /metrics.
   PROBE_INTERVAL_MS: int(15_000, 100, 600_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
