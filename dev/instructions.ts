@@ -37,13 +37,24 @@ curl -s -X POST $MPS/v1/transfers -H "Authorization: Bearer $APP" -H 'Content-Ty
 `;
 }
 
+/** One of the engine's processes under `npm start`, and where its /health and /metrics are (the web's: the API's). */
+export interface EngineProcessInfo {
+  name: string;
+  pid: number;
+  opsUrl?: string;
+}
+
 /** Where everything listens; the embedded stack's ports change at every start. */
-export function stackBanner(url: string, config: Config, embedded: boolean): string {
+export function stackBanner(url: string, config: Config, embedded: boolean, processes: EngineProcessInfo[] = []): string {
   const lines = [
     `API          ${url}   (listening on ${config.HOST})`,
     `Bull Board   ${url}/admin/queues   (user admin, password an admin key)`,
-    `Metrics      ${url}/metrics${config.METRICS_TOKEN ? '   (Bearer METRICS_TOKEN)' : ''}`,
+    `Metrics      ${url}/metrics${config.METRICS_TOKEN ? '   (Bearer METRICS_TOKEN)' : ''}   (the web process: HTTP; operations are counted by the workers)`,
   ];
+  processes.forEach((p, i) => {
+    const where = p.opsUrl ? `${p.opsUrl}/metrics, ${p.opsUrl}/health` : p.name === 'web' ? 'the API above' : 'no /metrics (port 0)';
+    lines.push(`${i === 0 ? 'Processes' : ''.padEnd(9)}    ${p.name.padEnd(10)} pid ${String(p.pid).padEnd(8)} ${where}`);
+  });
   if (embedded) {
     lines.push(`Postgres     ${config.DATABASE_URL}`, `Redis        ${config.REDIS_URL}`, 'npm run cli -- doctor | verify-ledger | verify-audit   finds this stack by itself (./.data/stack.json)');
   } else {
