@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startLocalStack } from '../dev/stack.js';
@@ -38,7 +38,15 @@ export async function benchStores(name: string, needsRedis = true): Promise<Benc
 
 export interface EngineProcess {
   name: string;
-  child: ChildProcess;
+  pid: number;
+}
+
+export interface RunningEngine {
+  url: string;
+  /** The web processes' URLs. */
+  urls: string[];
+  processes: EngineProcess[];
+  stop(): Promise<void>;
 }
 
 export interface EngineShape {
@@ -48,17 +56,31 @@ export interface EngineShape {
   workers: number;
 }
 
+export interface EngineOutput {
+  /** Where the engine's stdout (its pino lines) goes: a file, or this terminal when unset. */
+  logFile?: string;
+}
+
+// Production mode, which wants a METRICS_TOKEN: the bench reads no metrics, so a throwaway one.
+const engineEnv = (env: Record<string, string>) => ({ ...process.env, METRICS_TOKEN: randomBytes(24).toString('hex'), ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn', NODE_ENV: 'production' });
+
+function stdoutTo(output: EngineOutput): 'inherit' | number {
+  return output.logFile ? openSync(output.logFile, 'a') : 'inherit';
+}
+
 /** Starts `web` and `worker` processes as the Procfile runs them, each its own OS process. */
-export async function startEngine(env: Record<string, string>, shape: EngineShape = { webs: 1, workers: 1 }): Promise<{ url: string; urls: string[]; processes: EngineProcess[]; stop(): Promise<void> }> {
-  // Production mode, which wants a METRICS_TOKEN: the bench reads no metrics, so a throwaway one.
-  const common = { ...process.env, METRICS_TOKEN: randomBytes(24).toString('hex'), ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn', NODE_ENV: 'production' };
+export async function startEngine(env: Record<string, string>, shape: EngineShape = { webs: 1, workers: 1 }, output: EngineOutput = {}): Promise<RunningEngine> {
+  const common = engineEnv(env);
+  const stdout = stdoutTo(output);
+  const children: ChildProcess[] = [];
+  const processes: EngineProcess[] = [];
   const start = (name: string, file: string, own: Record<string, string>) => {
     // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each engine process there when it exits.
     const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${name}`] : [];
-    const child = spawn(process.execPath, [...profile, '--import', 'tsx', file], { env: { ...common, ...own }, stdio: ['ignore', 'inherit', 'inherit'] });
-    return { name, child };
+    const child = spawn(process.execPath, [...profile, '--import', 'tsx', file], { env: { ...common, ...own }, stdio: ['ignore', stdout, 'inherit'] });
+    children.push(child);
+    return { name, pid: child.pid! };
   };
-  const processes: EngineProcess[] = [];
   const urls: string[] = [];
   for (let i = 1; i <= shape.webs; i++) {
     const port = await freePort();
@@ -70,6 +92,53 @@ export async function startEngine(env: Record<string, string>, shape: EngineShap
     const metricsPort = env.WORKER_METRICS_PORT === '0' ? '0' : String(await freePort());
     processes.push(start(shape.workers > 1 ? `worker-${i}` : 'worker', 'workers/main.ts', { WORKER_METRICS_PORT: metricsPort }));
   }
+  await untilReady(urls);
+  return { url: urls[0]!, urls, processes, stop: () => Promise.all(children.map(stopChild)).then(() => undefined) };
+}
+
+/**
+ * Starts the engine the way `npm start` runs it (dev/start.ts: one parent process, and web,
+ * `workers` worker and scheduler child processes), against the bench's Postgres and Redis; stop()
+ * sends SIGTERM to the parent alone, which stops its children.
+ */
+export async function startNpmStart(env: Record<string, string>, workers: number, output: EngineOutput = {}): Promise<RunningEngine> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/npm-start`] : [];
+  const parent = spawn(process.execPath, [...profile, '--import', 'tsx', 'dev/start.ts'], {
+    env: { ...engineEnv(env), PORT: String(port), WORKER_PROCESSES: String(workers) },
+    stdio: ['ignore', stdoutTo(output), 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => parent.once('exit', () => resolve()));
+  await Promise.race([untilReady([url]), exited.then(() => Promise.reject(new Error(`npm start exited with ${parent.exitCode}`)))]);
+  // The engine is up once the parent has its web, its workers and its scheduler (an npm start
+  // that runs them in its own process, as before 2026-12, has none: it is measured alone).
+  const expected = workers + 2;
+  let processes: EngineProcess[] = [];
+  for (const deadline = Date.now() + 20_000; processes.length < expected; await new Promise((r) => setTimeout(r, 100))) {
+    if (Date.now() > deadline) {
+      console.warn(`npm start has ${processes.length} of ${expected} engine processes after 20 s; measuring what there is`);
+      break;
+    }
+    processes = childProcesses(parent.pid!);
+  }
+  return { url, urls: [url], processes: [{ name: 'npm-start', pid: parent.pid! }, ...processes], stop: () => stopChild(parent) };
+}
+
+/** The engine processes among a process's children, named by their entry point (web, worker-N, scheduler). */
+function childProcesses(pid: number): EngineProcess[] {
+  const pids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  const named = pids.flatMap((child) => {
+    const cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8');
+    const name = /api\/server\.[jt]s/.test(cmdline) ? 'web' : /workers\/main\.[jt]s/.test(cmdline) ? 'worker' : /workers\/scheduler\.[jt]s/.test(cmdline) ? 'scheduler' : undefined;
+    return name ? [{ name, pid: child }] : [];
+  });
+  const workers = named.filter((p) => p.name === 'worker');
+  if (workers.length > 1) workers.forEach((p, i) => (p.name = `worker-${i + 1}`));
+  return named;
+}
+
+async function untilReady(urls: string[]): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (const url of urls) {
     for (;;) {
@@ -82,23 +151,14 @@ export async function startEngine(env: Record<string, string>, shape: EngineShap
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  return {
-    url: urls[0]!,
-    urls,
-    processes,
-    stop: async () => {
-      await Promise.all(
-        processes.map(
-          (p) =>
-            new Promise<void>((resolve) => {
-              if (p.child.exitCode !== null) return resolve();
-              p.child.once('exit', () => resolve());
-              p.child.kill('SIGTERM');
-            }),
-        ),
-      );
-    },
-  };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
 }
 
 const TICKS_PER_S = 100;

@@ -11,6 +11,8 @@ export interface Sample {
   acceptMs: number;
   /** Submit to terminal status. */
   finalMs: number;
+  /** `--qr fresh` charges: the member app's POST /v1/cards/:id/qr before the charge (ms); the charge's own times follow it. */
+  qrMs?: number;
   /** 'succeeded', a business error code, or an HTTP/network error label. */
   outcome: string;
 }
@@ -24,6 +26,12 @@ export interface LoadOptions {
   mix: Record<Action, number>;
   /** 'wait': POST with Prefer: wait; 'poll': POST, then GET the operation until terminal. */
   mode: 'wait' | 'poll';
+  /**
+   * 'pre': charges present the preloaded QR tokens. 'fresh': the till flow, where for each charge
+   * the member app (the app key) first issues a new QR for a (card, member) that no other
+   * terminal is paying with at that moment (a second issue would supersede the first).
+   */
+  qr?: 'pre' | 'fresh';
 }
 
 // Plain node:http with kept-alive connections: the generator shares the machine with the engine,
@@ -66,6 +74,8 @@ export class LoadGenerator {
   private readonly started = performance.now();
   exhausted = 0;
   private nextUrl = 0;
+  /** 'card:member' pairs a fresh-QR charge is under way with. */
+  private readonly paying = new Set<string>();
 
   constructor(private readonly o: LoadOptions) {
     this.nextMember = new Int32Array(o.preload.cards + 1);
@@ -97,6 +107,7 @@ export class LoadGenerator {
   }
 
   private async charge(): Promise<void> {
+    if (this.o.qr === 'fresh') return this.chargeFreshQr();
     let card = 0;
     for (let tries = 0; tries < 20 && !card; tries++) {
       const c = this.pickCard();
@@ -113,6 +124,45 @@ export class LoadGenerator {
     if (sample?.txNo && this.paid.length < 100_000) this.paid.push({ key, txNo: sample.txNo });
   }
 
+  /** The till flow: the member app issues a QR (app key, for one bound member), then the POS charges it. */
+  private async chargeFreshQr(): Promise<void> {
+    let pair: [number, number] | undefined;
+    for (let tries = 0; tries < 20 && !pair; tries++) {
+      const c = this.pickCard();
+      const m = Math.floor(Math.random() * this.o.preload.members);
+      if (!this.paying.has(`${c}:${m}`)) pair = [c, m];
+    }
+    if (!pair) {
+      this.exhausted++;
+      return;
+    }
+    const [card, member] = pair;
+    const slot = `${card}:${member}`;
+    this.paying.add(slot);
+    try {
+      const startS = this.elapsedS();
+      const t0 = performance.now();
+      const url = this.o.urls[this.nextUrl++ % this.o.urls.length]!;
+      let issued: Answer<{ qr_plain?: string; error?: { code: string } }>;
+      try {
+        issued = await call(`${url}/v1/cards/${this.o.preload.cardId(card)}/qr`, 'POST', { authorization: `Bearer ${this.o.preload.appKey}`, 'content-type': 'application/json' }, { member_id: this.o.preload.memberId(card, member) });
+      } catch (err) {
+        const ms = performance.now() - t0;
+        return void this.record({ action: 'charge', startS, acceptMs: ms, finalMs: ms, qrMs: ms, outcome: `QR_ISSUE_NETWORK_${(err as Error).name}` });
+      }
+      const qrMs = performance.now() - t0;
+      if (issued.status !== 201 || !issued.body.qr_plain) {
+        return void this.record({ action: 'charge', startS, acceptMs: qrMs, finalMs: qrMs, qrMs, outcome: `QR_ISSUE_${issued.body.error?.code ?? `HTTP_${issued.status}`}` });
+      }
+      const key = this.o.preload.merchantKeys[card % this.o.preload.merchantKeys.length]!;
+      const amount = (1 + Math.floor(Math.random() * 30_000)) / 100;
+      const sample = await this.submit('charge', '/v1/payments', key, { qr: issued.body.qr_plain, amount: amount.toFixed(2) }, qrMs);
+      if (sample?.txNo && this.paid.length < 100_000) this.paid.push({ key, txNo: sample.txNo });
+    } finally {
+      this.paying.delete(slot);
+    }
+  }
+
   private async refund(): Promise<void> {
     const i = Math.floor(Math.random() * this.paid.length);
     const payment = this.paid[i]!;
@@ -125,8 +175,8 @@ export class LoadGenerator {
     await this.submit('recharge', `/v1/cards/${this.o.preload.cardId(this.pickCard())}/recharges`, this.o.preload.appKey, { amount: '100.00', payment_method: 'cash', payment_reference: `bench-${randomUUID()}` });
   }
 
-  private async submit(action: Action, path: string, key: string, body: unknown): Promise<{ txNo?: string } | undefined> {
-    const startS = this.elapsedS();
+  private async submit(action: Action, path: string, key: string, body: unknown, qrMs?: number): Promise<{ txNo?: string } | undefined> {
+    const startS = this.elapsedS() - (qrMs ?? 0) / 1000;
     const t0 = performance.now();
     const headers: Record<string, string> = { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() };
     if (this.o.mode === 'wait') headers.prefer = 'wait=10';
@@ -136,15 +186,15 @@ export class LoadGenerator {
       const res = await call<Op>(`${url}${path}`, 'POST', headers, body);
       let op = res.body;
       const acceptMs = performance.now() - t0;
-      if (res.status >= 400) return void this.record({ action, startS, acceptMs, finalMs: acceptMs, outcome: op.error?.code ?? `HTTP_${res.status}` });
+      if (res.status >= 400) return void this.record({ action, startS, acceptMs, finalMs: acceptMs, qrMs, outcome: op.error?.code ?? `HTTP_${res.status}` });
       while (op.status === 'queued' || op.status === 'processing') {
         op = (await call<Op>(`${url}/v1/operations/${op.id}`, 'GET', { authorization: `Bearer ${key}`, prefer: 'wait=10' })).body;
       }
       const finalMs = performance.now() - t0;
-      this.record({ action, startS, acceptMs, finalMs, outcome: op.status === 'succeeded' ? 'succeeded' : (op.error?.code ?? 'UNKNOWN') });
+      this.record({ action, startS, acceptMs, finalMs, qrMs, outcome: op.status === 'succeeded' ? 'succeeded' : (op.error?.code ?? 'UNKNOWN') });
       return { txNo: op.status === 'succeeded' ? op.result?.tx_no : undefined };
     } catch (err) {
-      this.record({ action, startS, acceptMs: performance.now() - t0, finalMs: performance.now() - t0, outcome: `NETWORK_${(err as Error).name}` });
+      this.record({ action, startS, acceptMs: performance.now() - t0, finalMs: performance.now() - t0, qrMs, outcome: `NETWORK_${(err as Error).name}` });
       return undefined;
     }
   }

@@ -16,6 +16,9 @@ export interface Preload {
   merchantKeys: string[];
   appKey: string;
   cardId(c: number): string;
+  /** Member m of card c (0 owns it). */
+  memberId(c: number, m: number): string;
+  /** The preloaded QR of (card, member); none with `qrTokens: false`. */
   qr(c: number, m: number): string;
 }
 
@@ -25,9 +28,17 @@ export interface PreloadOptions {
   merchants: number;
   balanceMinor: number;
   qrTtlS: number;
+  /** A live QR per (card, member), default true; false when the load issues its own (`--qr fresh`). */
+  qrTokens?: boolean;
 }
 
-const uuidSql = (expr: string) => `(md5(${expr})::uuid)`;
+// Version 4 and variant bits set: the API's UUID fields (member_id) take RFC 9562 UUIDs only.
+const uuidSql = (expr: string) => `(overlay(overlay(md5(${expr}) placing '4' from 13 for 1) placing '8' from 17 for 1)::uuid)`;
+/** uuidSql's UUID, in JS. */
+function md5Uuid(text: string): string {
+  const hex = createHash('md5').update(text).digest('hex');
+  return `${hex.slice(0, 12)}4${hex.slice(13, 16)}8${hex.slice(17)}`.replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
+}
 
 /** Member m of card c (of `members` per card): `+` and 22 digits, the run's start in ms, then c·members + m. */
 const benchPhoneSql = (run: string, members: number, c: string, m: string) => `'+${parseInt(run, 36)}' || lpad((${c} * ${members} + ${m})::text, 9, '0')`;
@@ -89,7 +100,7 @@ export async function preload(db: Knex, o: PreloadOptions): Promise<Preload> {
        SELECT ${card('c')}, ${tx('c')}, ?, ?, 'recharge' FROM generate_series(1, ?) c`,
       [o.balanceMinor, o.balanceMinor, o.cards],
     );
-    await trx.raw(
+    if (o.qrTokens !== false) await trx.raw(
       `INSERT INTO card_qr_state (card_id, member_id, token_hash, expires_at)
        SELECT ${card('c')}, ${member('c', 'm')},
               encode(sha256(convert_to('mpsq_' || translate(encode(sha256(convert_to('${seed}-q-' || c || '-' || m, 'UTF8')), 'base64'), '+/=', '-_'), 'UTF8')), 'hex'),
@@ -109,6 +120,7 @@ export async function preload(db: Knex, o: PreloadOptions): Promise<Preload> {
     merchantKeys,
     appKey,
     cardId: (c) => ids.get(c)!,
+    memberId: (c, m) => md5Uuid(`${seed}-m-${c}-${m}`),
     qr: (c, m) => `mpsq_${createHash('sha256').update(`${seed}-q-${c}-${m}`).digest('base64url')}`,
   };
 }

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createKnex, migrateLatest } from '../db/knex.js';
-import { benchStores, sampleProcess, startEngine } from './engine.js';
+import { benchStores, sampleProcess, startEngine, startNpmStart } from './engine.js';
 import { checkInvariants } from './invariants.js';
 import { LoadGenerator, closedLoop, isDecline, openLoop, type Action } from './load.js';
 import { runPgbench } from './pgbench.js';
@@ -22,6 +22,12 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '5' },
     cards: { type: 'string', default: '10000' },
     mode: { type: 'string', default: 'wait' }, // wait | poll
+    // pre: charges present preloaded QR tokens; fresh: the till flow, the member app issues a QR for each charge.
+    qr: { type: 'string', default: 'pre' },
+    // procfile: web and worker processes as the Procfile runs them; npm-start: dev/start.ts, as `npm start` runs them.
+    engine: { type: 'string', default: 'procfile' },
+    // The engine's LOG_LEVEL (warn; npm start's own default is info, a line per request and per operation).
+    'log-level': { type: 'string', default: 'warn' },
     partitions: { type: 'string', default: '16' },
     // Engine processes: worker processes and web processes (the load is spread over the webs).
     workers: { type: 'string', default: '1' },
@@ -63,6 +69,10 @@ async function main() {
   }
   const mix = MIXES[scenario];
   if (!mix) throw new Error(`unknown scenario ${scenario}; use mixed, hot-card, burst, scale or purge`);
+  const qr = args.qr!;
+  if (qr !== 'pre' && qr !== 'fresh') throw new Error(`--qr must be pre or fresh, not ${qr}`);
+  const engineKind = args.engine!;
+  if (engineKind !== 'procfile' && engineKind !== 'npm-start') throw new Error(`--engine must be procfile or npm-start, not ${engineKind}`);
   const duration = Number(args.duration);
   const rate = Number(args.rate);
   const terminals = Number(args.terminals);
@@ -72,29 +82,38 @@ async function main() {
   // Enough fresh QR tokens per card for the whole run: generous, they are cheap rows.
   const warmup = Number(args.warmup);
   const expected = loop === 'open' ? rate * duration * (scenario === 'burst' ? 1.5 : 1) + rate * warmup : 1500 * (duration + warmup);
-  const membersPerCard = Math.max(4, Math.ceil((expected * mix.charge * 1.5) / cards));
+  // Fresh QRs need members enough that no two terminals pay with one (card, member) at once.
+  const membersPerCard = qr === 'fresh' ? Math.max(4, Math.ceil((4 * (loop === 'closed' ? terminals : rate)) / cards)) : Math.max(4, Math.ceil((expected * mix.charge * 1.5) / cards));
 
   const stores = await benchStores('bench');
   const { databaseUrl, redisUrl } = stores;
   const db = createKnex(databaseUrl, 4, () => undefined);
   await migrateLatest(db);
-  console.log(`preloading ${cards} cards × ${membersPerCard} members (one fresh QR each) …`);
+  console.log(`preloading ${cards} cards × ${membersPerCard} members${qr === 'pre' ? ' (one fresh QR each)' : ''} …`);
   const t0 = Date.now();
-  const data = await preload(db, { cards, membersPerCard, merchants: 20, balanceMinor: hot ? 100_000_000 : 5_000_000, qrTtlS: 3600 });
+  const data = await preload(db, { cards, membersPerCard, merchants: 20, balanceMinor: hot ? 100_000_000 : 5_000_000, qrTtlS: 3600, qrTokens: qr === 'pre' });
   console.log(`preloaded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   const shape = { workers: positive('workers'), webs: positive('webs') };
-  const engine = await startEngine({
+  if (engineKind === 'npm-start' && shape.webs !== 1) throw new Error('--engine npm-start runs one web process');
+  const engineEnv = {
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
     QUEUE_PREFIX: `bench${data.run}`,
     CARD_PARTITIONS: args.partitions!,
+    LOG_LEVEL: args['log-level']!,
     RATE_LIMIT_PER_KEY_PER_MIN: '10000000',
     RATE_LIMIT_PER_IP_PER_MIN: '10000000',
     RATE_LIMIT_PAYMENT_PER_KEY_PER_MIN: '10000000',
     RATE_LIMIT_QR_ISSUE_PER_CARD_PER_MIN: '10000000',
-  }, shape);
-  const gen = new LoadGenerator({ urls: engine.urls, preload: data, hotCards: hot ? [1, 2, 3] : undefined, mix, mode: args.mode as 'wait' | 'poll' });
+  };
+  mkdirSync(args.out!, { recursive: true });
+  const name = `${scenario}-${loop}${qr === 'fresh' ? '-qr-fresh' : ''}${engineKind === 'npm-start' ? '-npm-start' : ''}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  // Below warn the engine logs a line per request: to a file beside the results, not this terminal.
+  const output = ['warn', 'error', 'fatal', 'silent'].includes(args['log-level']!) ? {} : { logFile: join(args.out!, `${name}-engine.log`) };
+  const engine = engineKind === 'npm-start' ? await startNpmStart(engineEnv, shape.workers, output) : await startEngine(engineEnv, shape, output);
+  console.log(`engine (${engineKind}): ${engine.processes.map((p) => `${p.name} pid ${p.pid}`).join(', ')}`);
+  const gen = new LoadGenerator({ urls: engine.urls, preload: data, hotCards: hot ? [1, 2, 3] : undefined, mix, mode: args.mode as 'wait' | 'poll', qr });
 
   if (warmup > 0) {
     console.log(`warming up for ${warmup} s (not recorded) …`);
@@ -108,15 +127,15 @@ async function main() {
     const cpu: Record<string, number> = {};
     const rss: Record<string, number> = {};
     for (const p of engine.processes) {
-      if (!p.child.pid) continue;
-      const s = sampleProcess(p.child.pid);
+      const s = sampleProcess(p.pid);
       cpu[p.name] = s.cpuS;
       rss[p.name] = s.rssMb;
     }
     resources.push({ t: gen.elapsedS(), cpuS: cpu, rssMb: rss });
   }, 1000);
 
-  console.log(`${scenario}: ${loop} loop, ${loop === 'closed' ? `${terminals} terminals` : `${rate}/s`}, ${duration} s, mode ${args.mode} …`);
+  console.log(`${scenario}: ${loop} loop, ${loop === 'closed' ? `${terminals} terminals` : `${rate}/s`}, ${duration} s, mode ${args.mode}, qr ${qr} …`);
+  const loadBefore = loadavg();
   const loadStart = gen.elapsedS();
   const generatorCpu = process.cpuUsage();
   let skipped = 0;
@@ -127,6 +146,7 @@ async function main() {
     skipped = (await openLoop(gen, rateAt, duration)).skipped;
   }
   const loadSeconds = gen.elapsedS() - loadStart;
+  const loadAfter = loadavg();
   const { user, system } = process.cpuUsage(generatorCpu);
   const generatorCpuPercent = Math.round((user + system) / 1e4 / loadSeconds);
   clearInterval(sampler);
@@ -174,19 +194,26 @@ async function main() {
     scenario,
     loop,
     mode: args.mode,
+    qr,
+    engine: engineKind,
+    log_level: args['log-level'],
     terminals: loop === 'closed' ? terminals : undefined,
     rate: loop === 'open' ? rate : undefined,
     duration_s: Math.round(loadSeconds * 10) / 10,
     warmup_s: warmup,
     cards,
     partitions: Number(args.partitions),
-    processes: shape,
+    processes: engineKind === 'npm-start' ? { ...shape, scheduler: 1 } : shape,
     machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
-    conditions: 'engine (web + worker processes), Postgres, Redis and this load generator on the same machine',
+    // The machine's 1, 5 and 15 minute load averages when the measured load began and ended (others' work shows here).
+    load_average: { before: loadBefore.map((n) => Math.round(n * 100) / 100), after: loadAfter.map((n) => Math.round(n * 100) / 100) },
+    conditions: `engine (${engineKind === 'npm-start' ? 'npm start: its web, worker and scheduler processes' : 'web + worker processes'}), Postgres, Redis and this load generator on the same machine`,
     charges_completed_per_s: Math.round(engineRate * 10) / 10,
     charges_succeeded_per_s: Math.round((charges.filter((s) => s.outcome === 'succeeded').length / loadSeconds) * 10) / 10,
     charge_accept_ms: summarize(charges.map((s) => s.acceptMs)),
     charge_submit_to_final_ms: summarize(charges.map((s) => s.finalMs)),
+    // --qr fresh: the member app's QR issue, and the whole till flow (issue, then charge to final).
+    ...(qr === 'fresh' ? { qr_issue_ms: summarize(charges.map((s) => s.qrMs ?? 0)), till_flow_ms: summarize(charges.map((s) => (s.qrMs ?? 0) + s.finalMs)) } : {}),
     outcomes,
     errors_other_than_declines: errors,
     skipped_open_loop: skipped,
@@ -199,8 +226,6 @@ async function main() {
     invariants,
     pgbench: pgbench ? { ...pgbench, ratio_engine_to_pgbench: Math.round((engineRate / pgbench.tps) * 1000) / 1000 } : args['skip-pgbench'] ? 'skipped' : 'pgbench not found',
   };
-  mkdirSync(args.out!, { recursive: true });
-  const name = `${scenario}-${loop}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   writeFileSync(join(args.out!, `${name}.json`), JSON.stringify({ ...result, per_second: perSecond }, null, 2));
   writeFileSync(join(args.out!, `${name}.svg`), latencySvg(`${scenario} ${loop}: charge submit-to-final latency and completions per second`, perSecond));
   console.log(JSON.stringify(result, null, 2));
