@@ -64,6 +64,36 @@ export interface EngineOutput {
 // Production mode, which wants a METRICS_TOKEN: the bench reads no metrics, so a throwaway one.
 const engineEnv = (env: Record<string, string>) => ({ ...process.env, METRICS_TOKEN: randomBytes(24).toString('hex'), ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn', NODE_ENV: 'production' });
 
+const running = new Set<ChildProcess>();
+let cleanupInstalled = false;
+
+/**
+ * An engine process in a session of its own, as npm start runs its children (and a process
+ * manager each Procfile process): with the kernel's autogroup scheduling, the machine's other
+ * sessions then take the same share of CPU from either engine. Since Ctrl-C no longer reaches
+ * it, the bench stops what it started when it is interrupted or exits.
+ */
+function spawnEngineProcess(args: string[], env: NodeJS.ProcessEnv, stdout: 'inherit' | number): ChildProcess {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', stdout, 'inherit'], detached: true });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  if (!cleanupInstalled) {
+    cleanupInstalled = true;
+    process.once('exit', () => {
+      for (const c of running) c.kill('SIGKILL');
+    });
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => {
+        for (const c of running) c.kill('SIGTERM');
+        setTimeout(() => process.exit(130), 5000).unref();
+        const left = [...running].map((c) => new Promise((resolve) => c.once('exit', resolve)));
+        void Promise.all(left).then(() => process.exit(130));
+      });
+    }
+  }
+  return child;
+}
+
 function stdoutTo(output: EngineOutput): 'inherit' | number {
   return output.logFile ? openSync(output.logFile, 'a') : 'inherit';
 }
@@ -77,7 +107,7 @@ export async function startEngine(env: Record<string, string>, shape: EngineShap
   const start = (name: string, file: string, own: Record<string, string>) => {
     // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each engine process there when it exits.
     const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${name}`] : [];
-    const child = spawn(process.execPath, [...profile, '--import', 'tsx', file], { env: { ...common, ...own }, stdio: ['ignore', stdout, 'inherit'] });
+    const child = spawnEngineProcess([...profile, '--import', 'tsx', file], { ...common, ...own }, stdout);
     children.push(child);
     return { name, pid: child.pid! };
   };
@@ -105,10 +135,7 @@ export async function startNpmStart(env: Record<string, string>, workers: number
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/npm-start`] : [];
-  const parent = spawn(process.execPath, [...profile, '--import', 'tsx', 'dev/start.ts'], {
-    env: { ...engineEnv(env), PORT: String(port), WORKER_PROCESSES: String(workers) },
-    stdio: ['ignore', stdoutTo(output), 'inherit'],
-  });
+  const parent = spawnEngineProcess([...profile, '--import', 'tsx', 'dev/start.ts'], { ...engineEnv(env), PORT: String(port), WORKER_PROCESSES: String(workers) }, stdoutTo(output));
   const exited = new Promise<void>((resolve) => parent.once('exit', () => resolve()));
   await Promise.race([untilReady([url]), exited.then(() => Promise.reject(new Error(`npm start exited with ${parent.exitCode}`)))]);
   // The engine is up once the parent has its web, its workers and its scheduler (an npm start
