@@ -9,13 +9,8 @@ import { createApiKey } from '../db/queries/api-keys.js';
 import { benchStores, startEngine } from './engine.js';
 import { call } from './load.js';
 import { benchEmail, benchPhone, preload } from './preload.js';
-import { preloadReportActivity } from './report-activity.js';
+import { benchDailyReports } from './reports.js';
 import { summarize } from './stats.js';
-import { loadConfig } from '../config/env.js';
-import { createLogger } from '../config/logger.js';
-import { aggregateLive } from '../db/queries/reports.js';
-import { addDays } from '../domain/report.js';
-import { runReportRollup } from '../jobs/report-rollup.js';
 
 /**
  * `scale`: 1,000,000 cards and 5,000,000 transactions preloaded, then the list endpoints (the
@@ -154,58 +149,25 @@ async function main() {
     latencies[`${concurrency}_clients`] = byList;
   }
 
-  // Daily reports: history's refunds and declines and today's traffic, the rollup, then the 31-day report.
-  const timeZone = 'Asia/Taipei'; // the engine's SETTLEMENT_TZ (default)
-  const todayCount = args.today === undefined ? Math.round((total - dayCount) / 394) : Number(args.today);
-  const activity = await time('preload report activity', () =>
-    preloadReportActivity(db, { run: data.run, cards, total, dayCount, today: todayCount, merchantIds, adminKeyId: adminId, timeZone }),
-  );
-  const config = loadConfig({ NODE_ENV: 'test', SETTLEMENT_TZ: timeZone });
-  const rollup = await time('report rollup of the whole history', () => runReportRollup({ db, config, logger: createLogger('silent') }, { budgetMs: 6 * 3_600_000 }));
-  const rolledDays = Number((await db.raw(`SELECT count(*) AS n FROM report_daily WHERE merchant_id IS NULL`)).rows[0].n);
-  console.log(`rollup: ${JSON.stringify(rollup)}, ${rolledDays} days with activity`);
-  const today = (await db.raw(`SELECT to_char((now() AT TIME ZONE ?)::date, 'YYYY-MM-DD') AS d`, [timeZone])).rows[0].d as string;
-  const from = addDays(today, -30);
-  const reportKeys = await Promise.all(merchantIds.slice(0, 10).map(async (merchantId) => (await createApiKey(db, { role: 'merchant', merchantId, name: 'scale bench reports' })).key));
-  const reports: Record<string, { path: (i: number) => string; key: (i: number) => string }> = {
-    report_31d_platform: { path: () => `/v1/reports/daily?from=${from}&to=${today}`, key: () => admin },
-    report_31d_merchant: { path: () => `/v1/merchant/reports/daily?from=${from}&to=${today}`, key: (i) => reportKeys[i % reportKeys.length]! },
-    report_31d_merchant_by_admin: { path: (i) => `/v1/reports/daily?merchant_id=${merchantIds[i % merchantIds.length]}&from=${from}&to=${today}`, key: () => admin },
-    report_today_by_hour_platform: { path: () => `/v1/reports/daily?granularity=hour`, key: () => admin },
-  };
-  for (const [name, r] of Object.entries(reports)) await timeList(name, r.path, concurrencies[0]!, requests * concurrencies.length, Number(args['warmup-requests']), r.key);
-  const reportLatencies: Record<string, Record<string, ReturnType<typeof summarize>>> = {};
-  for (const [n, concurrency] of concurrencies.entries()) {
-    const byReport: Record<string, ReturnType<typeof summarize>> = {};
-    for (const [name, r] of Object.entries(reports)) {
-      byReport[name] = summarize(await timeList(name, r.path, concurrency, n * requests, requests, r.key));
-      console.log(`${name}, ${concurrency} clients: ${JSON.stringify(byReport[name])}`);
-    }
-    reportLatencies[`${concurrency}_clients`] = byReport;
-  }
-  // The same 31 days aggregated live from transactions and operations (no rollup): what the rollup saves, and a check that both agree.
-  const live = async (scope: { platform: true } | { merchantId: string }) => {
-    const t0 = performance.now();
-    const rows = await aggregateLive(db, scope, 'day', { timeZone, fromDay: from, untilDay: addDays(today, 1), rolledUntil: null });
-    return { ms: performance.now() - t0, rows };
-  };
-  const livePlatform = [];
-  for (let i = 0; i < 5; i++) livePlatform.push(await live({ platform: true }));
-  const liveMerchant = [];
-  for (let i = 0; i < 10; i++) liveMerchant.push(await live({ merchantId: merchantIds[i % merchantIds.length]! }));
-  const served = await call<{ data: { date: string; payment_count: number; payment_amount: string; refund_amount: string; distinct_cards: number; declines: Record<string, number> }[] }>(
-    `${engine.url}/v1/reports/daily?from=${from}&to=${today}`,
-    'GET',
-    { authorization: `Bearer ${admin}` },
-  );
-  const byDay = new Map(livePlatform[0]!.rows.map((r) => [r.day, r]));
-  const mismatches = served.body.data.filter((d) => {
-    const r = byDay.get(d.date);
-    const expected = r ? [r.payment_count, r.payment_minor, r.refund_minor, r.distinct_cards, JSON.stringify(r.declines)] : [0, 0, 0, 0, '{}'];
-    const minor = (a: string) => Math.round(Number(a) * 100);
-    return JSON.stringify([d.payment_count, minor(d.payment_amount), minor(d.refund_amount), d.distinct_cards, JSON.stringify(d.declines)]) !== JSON.stringify(expected);
+  // Daily reports: history's refunds and declines and today's traffic, the rollup, then the 31-day report (bench/reports.ts).
+  const reports = await benchDailyReports({
+    db,
+    engineUrl: engine.url,
+    adminKey: admin,
+    run: data.run,
+    merchantIds,
+    adminKeyId: adminId,
+    cards,
+    total,
+    dayCount,
+    today: args.today === undefined ? undefined : Number(args.today),
+    requests,
+    concurrencies,
+    warmupRequests: Number(args['warmup-requests']),
+    timeRequests: (name, path, concurrency, from, count, key) => timeList(name, path, concurrency, from, count, key),
+    time,
+    timings,
   });
-  if (mismatches.length) throw new Error(`the served report differs from the live aggregate on ${mismatches.map((d) => d.date).join(', ')}`);
   await engine.stop();
 
   const settled = await time('settlement of the 100k-transaction day', () => generateSettlements(db, day, 'Asia/Taipei'));
@@ -221,14 +183,7 @@ async function main() {
     conditions: `${args.requests} requests per list and number of concurrent clients (${args.concurrency}), after ${args['warmup-requests']} not recorded; limit=50; engine (web + worker), Postgres, Redis and client on one machine`,
     list_latency_ms: latencies,
     settlement: { day, payments_settled: settledCount, merchants: settled.length, ms: timings['settlement of the 100k-transaction day'] },
-    reports: {
-      conditions: `31 days (${from} to ${today}, ${timeZone}): days before today from the rollup, today live; ${args.requests} requests per report and number of clients after ${args['warmup-requests']} not recorded; per merchant over ${reportKeys.length} merchants' keys (and by admin over all ${merchantIds.length})`,
-      activity,
-      rollup: { ...rollup, days_with_activity: rolledDays, ms: timings['report rollup of the whole history'] },
-      latency_ms: reportLatencies,
-      without_rollup_sql_ms: { platform_31d: summarize(livePlatform.map((l) => l.ms)), merchant_31d: summarize(liveMerchant.map((l) => l.ms)) },
-      served_equals_live_aggregate: true,
-    },
+    reports,
     timings_ms: timings,
   };
   mkdirSync(args.out!, { recursive: true });
