@@ -106,7 +106,9 @@ describe('faults: a worker killed between the legs of transfers', () => {
         // Transfers whose money went out and came back: the return path ran under the faults too.
         const returned = Number((await ctx.db('operations').where({ type: 'transfer_end' }).whereRaw(`params->'credit'->>'credited' = 'false'`).count<{ n: string }[]>('* as n'))[0]!.n);
         if (!returned) problems.push('no transfer money came back');
-        if (!ctx.engine.reenqueued()) problems.push('the reconciler re-enqueued nothing: no follow-up was lost with the killed worker');
+        // Not asserted: that the reconciler re-added the follow-ups the killed worker never enqueued. A lost follow-up is an open
+        // row in its partition, so the next batch there takes it along as a peer, often before the reconciler counts it stale;
+        // that it ended at all is the scenario's every-operation-terminal check, and the SIGKILLs above show the crash hit.
       },
     });
     assertHeld(report);
