@@ -9,6 +9,7 @@ import { checkInvariants } from './invariants.js';
 import { LoadGenerator, closedLoop, isDecline, openLoop, type Action } from './load.js';
 import { runPgbench } from './pgbench.js';
 import { preload } from './preload.js';
+import { storeCostPerCharge, storeSnapshot } from './store-cost.js';
 import { latencySvg, summarize, type SecondSample } from './stats.js';
 
 const { values: args } = parseArgs({
@@ -135,6 +136,7 @@ async function main() {
   }, 1000);
 
   console.log(`${scenario}: ${loop} loop, ${loop === 'closed' ? `${terminals} terminals` : `${rate}/s`}, ${duration} s, mode ${args.mode}, qr ${qr} …`);
+  const storesBefore = await storeSnapshot(db);
   const loadBefore = loadavg();
   const loadStart = gen.elapsedS();
   const generatorCpu = process.cpuUsage();
@@ -146,6 +148,7 @@ async function main() {
     skipped = (await openLoop(gen, rateAt, duration)).skipped;
   }
   const loadSeconds = gen.elapsedS() - loadStart;
+  const storesAfter = await storeSnapshot(db);
   const loadAfter = loadavg();
   const { user, system } = process.cpuUsage(generatorCpu);
   const generatorCpuPercent = Math.round((user + system) / 1e4 / loadSeconds);
@@ -223,6 +226,13 @@ async function main() {
     load_generator_cpu_percent: generatorCpuPercent,
     operation_timeline_ms: Object.fromEntries(Object.entries(timeline[0] ?? {}).map(([k, v]) => [k, Number(v)])),
     operations_per_worker_transaction: Number(batching[0]?.ops_per_worker_transaction ?? 0),
+    // Where a charge's cost lands, per completed charge: CPU ms by process (the engine's from its samples), Postgres's writes.
+    per_charge: (() => {
+      const { postgres_cpu_ms, redis_cpu_ms, ...writes } = storeCostPerCharge(storesBefore, storesAfter, chargesDone.length);
+      const ms = (percent: number) => Math.round((percent * 10 * 100) / engineRate) / 100;
+      const engineMs = Object.fromEntries(Object.entries(cpu).map(([p, percent]) => [p, ms(percent)]));
+      return { cpu_ms: { ...engineMs, postgres: postgres_cpu_ms, redis: redis_cpu_ms, load_generator: ms(generatorCpuPercent) }, postgres: writes };
+    })(),
     invariants,
     pgbench: pgbench ? { ...pgbench, ratio_engine_to_pgbench: Math.round((engineRate / pgbench.tps) * 1000) / 1000 } : args['skip-pgbench'] ? 'skipped' : 'pgbench not found',
   };
