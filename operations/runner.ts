@@ -13,7 +13,6 @@ import {
   isTerminal,
   lockBatch,
   lockOperation,
-  markProcessing,
   outcomeUpdate,
   type Ending,
   type OperationRecord,
@@ -39,19 +38,16 @@ type Enqueued = Pick<OperationRecord, 'id' | 'type' | 'partition'>;
  * first, the reconciler enqueues them.
  */
 export async function runOperation(deps: Deps, operationId: string): Promise<unknown> {
-  const started = await markProcessing(deps.db, operationId);
-  // Already terminal, or continued (its follow-ups end it): nothing left for this job.
-  if (!started) return { skipped: 'already terminal' };
   let committed: Committed;
   try {
-    committed = await applyBatch(deps, started, deps.config.OPERATION_BATCH_MAX - 1);
+    committed = await applyBatch(deps, operationId, deps.config.OPERATION_BATCH_MAX - 1);
   } catch (err) {
     if (deps.config.OPERATION_BATCH_MAX === 1) throw err;
     // Trouble with one operation of the batch must not become the others' (nor this job's): this
     // job's operation again, alone; the others keep their own jobs, which log their own trouble.
-    committed = await applyBatch(deps, started, 0);
+    committed = await applyBatch(deps, operationId, 0);
   }
-  const { finished, applied, followUps, afterCommit } = committed;
+  const { partition, finished, applied, followUps, afterCommit } = committed;
   crashPoint(deps.config, 'after-commit-before-ack');
   if (followUps.length) {
     crashPoint(deps.config, 'after-commit-before-follow-ups');
@@ -59,13 +55,16 @@ export async function runOperation(deps: Deps, operationId: string): Promise<unk
   }
   for (const run of afterCommit) run();
   await announce(deps, finished);
-  await removeJobsOfPeers(deps, started, applied);
-  const own = finished.find((op) => op.id === operationId)?.status ?? (applied.includes(operationId) ? 'continued' : 'already terminal');
-  return { status: own };
+  if (partition !== undefined) await removeJobsOfPeers(deps, partition, operationId, applied);
+  // Not applied by this job: already terminal, or continued (its follow-ups end it), or unknown.
+  if (!applied.includes(operationId)) return { skipped: 'already terminal' };
+  return { status: finished.find((op) => op.id === operationId)?.status ?? 'continued' };
 }
 
 /** What a batch ended (its operations and those they ended), which of its own it applied, what it handed on, and what to run once it has committed. */
 interface Committed {
+  /** The partition of the job's operation; undefined when there is no such operation. */
+  partition?: number;
   finished: OperationRecord[];
   applied: string[];
   followUps: Enqueued[];
@@ -73,19 +72,20 @@ interface Committed {
 }
 
 /** Locks the operation and its peers, applies each in turn, and commits them together. */
-function applyBatch(deps: Deps, started: OperationRecord, peers: number): Promise<Committed> {
+function applyBatch(deps: Deps, operationId: string, peers: number): Promise<Committed> {
   return deps.db.transaction(async (trx) => {
-    const { ops: locked, now } = await lockBatch(trx, started.id, started.partition, peers);
+    const { ops: locked, now } = await lockBatch(trx, operationId, peers);
+    const own = locked.find((op) => op.id === operationId);
     // Finished ones are skipped (a job that ran twice), and so is one that waits for approval, and a continued one (applied
     // already: its follow-ups end it).
     const ops = locked.filter((op) => isRunnable(op.status) && !op.continued_at);
-    const committed: Committed = { finished: [], applied: [], followUps: [], afterCommit: [] };
-    if (!ops.length) return committed;
-    const audit = await takeChainTurn(trx, chainOf(started), ops.length);
+    const committed: Committed = { partition: own?.partition, finished: [], applied: [], followUps: [], afterCommit: [] };
+    if (!own || !ops.length) return committed;
+    const audit = await takeChainTurn(trx, chainOf(own), ops.length);
     const held = new HeldWrites(trx);
     for (const op of ops) {
       const decided = await decide(trx, op, deps, held.reader(op.card_id), audit);
-      await held.hold(op.card_id, [outcomeUpdate(trx, op.id, decided.outcome).toSQL(), ...decided.writes]);
+      await held.hold(op.card_id, [outcomeUpdate(trx, op.id, decided.outcome, true).toSQL(), ...decided.writes]);
       committed.applied.push(op.id);
       if (decided.outcome.status !== 'continued') committed.finished.push(ended(op, decided.outcome, now));
       if (decided.ends) committed.finished.push(ended(decided.ends.op, decided.ends.outcome, now));
@@ -190,9 +190,9 @@ function ended(op: OperationRecord, outcome: Ending, now: Date): OperationRecord
 }
 
 /** After commit, operations that rode along in a batch leave their jobs behind: drop them (a job already running is left alone). */
-async function removeJobsOfPeers(deps: Deps, started: OperationRecord, applied: string[]): Promise<void> {
-  const queue = deps.queues.partitions[started.partition];
-  const peers = applied.filter((id) => id !== started.id);
+async function removeJobsOfPeers(deps: Deps, partition: number, operationId: string, applied: string[]): Promise<void> {
+  const queue = deps.queues.partitions[partition];
+  const peers = applied.filter((id) => id !== operationId);
   if (!queue || !peers.length) return;
   try {
     await Promise.all(peers.map((id) => queue.remove(id)));

@@ -3,6 +3,7 @@ import type { Deps } from '../app/deps.js';
 import { AppError } from '../domain/errors.js';
 import type { Handler } from '../jobs/index.js';
 import { failOperation } from '../operations/runner.js';
+import { countFailedAttempt } from '../db/queries/operations.js';
 import { raiseAlert } from '../db/queries/risk-alerts.js';
 
 /** DESIGN.md §1: an operation that fails for infrastructure reasons after every attempt raises an alert. */
@@ -32,6 +33,8 @@ export async function runJob<P>(deps: Deps, queueKind: string, job: Job<P>, hand
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     const message = err instanceof Error ? err.message : String(err);
     const operationId = (job.data as { operationId?: string }).operationId;
+    // Best effort (Postgres may be what failed): the attempt's own transaction rolled back with it.
+    if (queueKind === 'card-ops' && operationId) await countFailedAttempt(deps.db, operationId).catch(() => undefined);
     if (lastAttempt && queueKind === 'card-ops' && operationId) {
       log.error({ err: message, operation_id: operationId }, 'operation failed after the last attempt');
       deps.metrics.jobs.inc({ queue: queueKind, outcome: 'failed' });

@@ -110,19 +110,11 @@ export async function insertOperation(db: Db, op: NewOperation, cardOfQr?: { has
 }
 
 /**
- * Marks an open operation as being worked on; undefined when it is already terminal (or unknown),
- * or continued (its follow-ups end it; a job of its own has nothing left to do).
- * This commit need not wait for the disk (synchronous_commit off for it alone): if a crash loses
- * it, the operation is simply "queued" again, and nothing about money depends on it.
+ * Counts an attempt of the operation's job that failed before applying it (its transaction rolled
+ * back, so the batch that applies it counts only itself): what `attempts` shows an on-call reader.
  */
-export async function markProcessing(db: Db, id: string): Promise<OperationRecord | undefined> {
-  const { rows } = await prepared(db.raw<{ rows: OperationRecord[] }>(
-    `UPDATE operations SET status = 'processing', started_at = coalesce(started_at, now()), attempts = attempts + 1
-      WHERE id = ? AND status IN ('queued', 'processing') AND continued_at IS NULL AND set_config('synchronous_commit', 'off', true) IS NOT NULL
-      RETURNING *`,
-    [id],
-  ));
-  return rows[0];
+export async function countFailedAttempt(db: Db, id: string): Promise<void> {
+  await prepared(db.raw(`UPDATE operations SET attempts = attempts + 1 WHERE id = ? AND status IN ('queued', 'processing')`, [id]));
 }
 
 export async function lockOperation(trx: Db, id: string): Promise<OperationRecord | undefined> {
@@ -150,13 +142,13 @@ export const moneyInFlightSql = `EXISTS (SELECT 1 FROM operations WHERE card_id 
  * skipping any another transaction holds), in the order they were accepted: one transaction then
  * applies them all. Terminal rows come back too; the caller skips them.
  */
-export async function lockBatch(trx: Db, id: string, partition: number, peers: number): Promise<{ ops: OperationRecord[]; now: Date }> {
+export async function lockBatch(trx: Db, id: string, peers: number): Promise<{ ops: OperationRecord[]; now: Date }> {
   const { rows } = await prepared(trx.raw<{ rows: (OperationRecord & { batch_now: Date })[] }>(
     `WITH own AS (SELECT * FROM operations WHERE id = :id FOR NO KEY UPDATE),
-          peers AS (SELECT * FROM operations WHERE partition = :partition AND status = 'queued' AND id <> :id
+          peers AS (SELECT * FROM operations WHERE partition = (SELECT partition FROM own) AND status = 'queued' AND id <> :id
                      ORDER BY created_at LIMIT :peers FOR NO KEY UPDATE SKIP LOCKED)
      SELECT b.*, now() AS batch_now FROM (SELECT * FROM own UNION ALL SELECT * FROM peers) b ORDER BY created_at, id`,
-    { id, partition, peers },
+    { id, peers },
   ));
   // now() is the transaction's: the completed_at of every operation it ends.
   return { ops: rows.map(({ batch_now: _, ...op }) => op), now: rows[0]?.batch_now ?? new Date() };
@@ -184,9 +176,10 @@ export type Outcome = { status: 'succeeded'; result: Record<string, unknown> } |
 export type Ending = Exclude<Outcome, { status: 'continued' }>;
 
 /** The statement that writes an operation's one terminal outcome (the caller holds its row lock). */
-export function outcomeUpdate(trx: Db, id: string, outcome: Outcome) {
-  // An operation taken along in another's batch never went through markProcessing.
-  const started = { started_at: trx.raw('coalesce(started_at, now())') };
+export function outcomeUpdate(trx: Db, id: string, outcome: Outcome, applied = false) {
+  // Started and applied in one transaction: no commit of its own marks an operation in hand (the
+  // batch holds its row lock; the reconciler asks Redis whether its job is still there).
+  const started = { started_at: trx.raw('coalesce(started_at, now())'), ...(applied ? { attempts: trx.raw('attempts + 1') } : {}) };
   const ended = { ...started, completed_at: trx.fn.now() };
   return trx<OperationRecord>('operations')
     .where({ id })

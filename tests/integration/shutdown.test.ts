@@ -59,7 +59,7 @@ async function freePort(): Promise<number> {
 
 /**
  * `cards` standard cards with a live QR each, and one card row locked FOR UPDATE in an open
- * transaction: its charge job will sit in the worker, `processing`, until the lock is released.
+ * transaction: its charge job will sit in the worker, its batch holding the operation's row, until the lock is released.
  */
 async function chargeSetup(sys: TestSystem, cards: number) {
   const { key: merchantKey } = await createMerchant(sys);
@@ -80,6 +80,9 @@ async function chargeSetup(sys: TestSystem, cards: number) {
   return { lock, fire };
 }
 
+/** A worker's batch holds the operation's row lock: the job is in hand (no commit marks it, see outcomeUpdate). */
+const inHand = async (sys: TestSystem, id: string) =>
+  (await sys.deps.db.raw<{ rows: unknown[] }>('SELECT 1 FROM operations WHERE id = ? FOR NO KEY UPDATE SKIP LOCKED', [id])).rows.length === 0;
 const statusOf = async (sys: TestSystem, id: string) => (await sys.deps.db('operations').where({ id }).first('status')).status as string;
 const statuses = async (sys: TestSystem, ids: string[]) =>
   (await sys.deps.db('operations').whereIn('id', ids).select('status')).map((r: { status: string }) => r.status);
@@ -102,7 +105,7 @@ describe('graceful shutdown', function () {
       const setup = await chargeSetup(sys, 12);
       lock = setup.lock;
       const ops = await setup.fire();
-      await waitUntil('the locked card’s charge to be processing', async () => (await statusOf(sys, ops[0]!)) === 'processing');
+      await waitUntil('the locked card’s charge to be in hand', () => inHand(sys, ops[0]!));
 
       let closed = false;
       const closing = sys.workers!.close().then(() => {
@@ -110,7 +113,7 @@ describe('graceful shutdown', function () {
       });
       await sleep(500);
       expect(closed, 'close() waits for the job in hand').to.equal(false);
-      expect(await statusOf(sys, ops[0]!)).to.equal('processing');
+      expect(await inHand(sys, ops[0]!), 'still in hand').to.equal(true);
 
       await lock.commit();
       await within(10_000, 'close() after the job could finish', closing);
@@ -148,7 +151,7 @@ describe('graceful shutdown', function () {
       lock = setup.lock;
       worker = startEntry('workers/main.ts', { QUEUE_PREFIX: sys.config.QUEUE_PREFIX, LOG_LEVEL: 'silent', ENCRYPTION_KEY: sys.config.ENCRYPTION_KEY! });
       const ops = await setup.fire();
-      await waitUntil('the worker process to take the locked card’s charge', async () => (await statusOf(sys, ops[0]!)) === 'processing');
+      await waitUntil('the worker process to take the locked card’s charge', () => inHand(sys, ops[0]!));
       // Charges on other partitions run meanwhile; those behind the locked one in its partition wait.
       const partitionOf = new Map((await sys.deps.db('operations').whereIn('id', ops).select('id', 'partition')).map((r: { id: string; partition: number }) => [r.id, r.partition]));
       const behind = ops.slice(1).filter((id) => partitionOf.get(id) === partitionOf.get(ops[0]!));
@@ -159,7 +162,7 @@ describe('graceful shutdown', function () {
       worker.child.kill('SIGTERM');
       await sleep(700);
       expect(worker.child.exitCode, `the process waits for its job; output: ${worker.output()}`).to.equal(null);
-      expect(await statusOf(sys, ops[0]!)).to.equal('processing');
+      expect(await inHand(sys, ops[0]!), 'still in hand').to.equal(true);
 
       await lock.commit();
       const exit = await within(10_000, 'worker exit after SIGTERM', worker.exited);
@@ -168,10 +171,10 @@ describe('graceful shutdown', function () {
       expect(await statuses(sys, others)).to.deep.equal(others.map(() => 'succeeded'));
       // A stopping worker takes no new job: the ones behind were either taken along in the batch of
       // the job in hand (done in its transaction) or stay queued for the next worker.
-      const inHand = await sys.deps.db('operations').where({ id: ops[0] }).first('completed_at');
+      const done = await sys.deps.db('operations').where({ id: ops[0] }).first('completed_at');
       for (const row of await sys.deps.db('operations').whereIn('id', behind).select('id', 'status', 'completed_at')) {
         if (row.status === 'queued') continue;
-        expect([row.status, row.completed_at?.toISOString()], row.id).to.deep.equal(['succeeded', inHand.completed_at.toISOString()]);
+        expect([row.status, row.completed_at?.toISOString()], row.id).to.deep.equal(['succeeded', done.completed_at.toISOString()]);
       }
       expect(await sys.deps.db('operations').whereIn('id', ops).where({ status: 'processing' })).to.deep.equal([]);
     });
