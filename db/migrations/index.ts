@@ -49,6 +49,7 @@ import * as cardsReplacedBy from './20261201005100_cards_replaced_by.js';
 import * as operationFollowUps from './20261201005200_operations_follow_ups.js';
 import * as cardOperationTransactions from './20261201005300_transactions_of_card_operations.js';
 import * as cardOperationKinds from './20261201005900_card_operation_kinds.js';
+import * as operationsIndexDiet from './20261201006000_operations_index_diet.js';
 
 type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void>; config?: { transaction?: boolean } };
 
@@ -104,6 +105,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261201005200_operations_follow_ups': operationFollowUps,
   '20261201005300_transactions_of_card_operations': cardOperationTransactions,
   '20261201005900_card_operation_kinds': cardOperationKinds,
+  '20261201006000_operations_index_diet': operationsIndexDiet,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {
