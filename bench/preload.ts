@@ -33,9 +33,9 @@ export interface PreloadOptions {
 }
 
 // Version 4 and variant bits set: the API's UUID fields (member_id) take RFC 9562 UUIDs only.
-const uuidSql = (expr: string) => `(overlay(overlay(md5(${expr}) placing '4' from 13 for 1) placing '8' from 17 for 1)::uuid)`;
+export const uuidSql = (expr: string) => `(overlay(overlay(md5(${expr}) placing '4' from 13 for 1) placing '8' from 17 for 1)::uuid)`;
 /** uuidSql's UUID, in JS. */
-function md5Uuid(text: string): string {
+export function md5Uuid(text: string): string {
   const hex = createHash('md5').update(text).digest('hex');
   return `${hex.slice(0, 12)}4${hex.slice(13, 16)}8${hex.slice(17)}`.replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
 }

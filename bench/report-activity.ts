@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { uuidSql } from './preload.js';
 
 /**
  * What the daily reports need besides the scale scenario's payments, in bulk SQL: refunds of
@@ -21,8 +22,8 @@ export async function preloadReportActivity(
 
 async function insertActivity(db: Knex.Transaction, o: Parameters<typeof preloadReportActivity>[1]) {
   const RUN = o.run.toUpperCase();
-  const card = (c: string) => `md5('bench-${o.run}-c-' || ${c})::uuid`;
-  const member = (c: string) => `md5('bench-${o.run}-m-' || ${c} || '-0')::uuid`;
+  const card = (c: string) => uuidSql(`'bench-${o.run}-c-' || ${c}`);
+  const member = (c: string) => uuidSql(`'bench-${o.run}-m-' || ${c} || '-0'`);
   const opColumns = `id, type, status, principal, request_hash, api_key_id, actor_role, merchant_id, card_id, partition, amount_minor, payment_method, original_tx_no, error_code, error_message, created_at, completed_at, result`;
 
   /** Refunds of the payments `pick` selects (by their series number s), at `at`. */

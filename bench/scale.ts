@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +7,7 @@ import { generateSettlements } from '../db/queries/settlements.js';
 import { createApiKey } from '../db/queries/api-keys.js';
 import { benchStores, startEngine } from './engine.js';
 import { call } from './load.js';
-import { benchEmail, benchPhone, preload } from './preload.js';
+import { benchEmail, benchPhone, md5Uuid, preload, uuidSql } from './preload.js';
 import { benchDailyReports } from './reports.js';
 import { summarize } from './stats.js';
 
@@ -77,13 +76,13 @@ async function main() {
       await db.raw(
         `INSERT INTO operations (id, type, status, principal, request_hash, api_key_id, actor_role, merchant_id, card_id, partition, amount_minor, payment_method, created_at, completed_at, result)
          SELECT 'op_s${data.run}_' || s, 'payment', 'succeeded', 'bench', md5(s::text), '${adminId}', 'merchant', merchant_id,
-                md5('bench-${data.run}-c-' || c)::uuid, 0, amount, 'cash', at, at, '{}' FROM (${series}) g`,
+                ${uuidSql(`'bench-${data.run}-c-' || c`)}, 0, amount, 'cash', at, at, '{}' FROM (${series}) g`,
         bindings,
       );
       await db.raw(
         `INSERT INTO transactions (tx_no, type, operation_id, card_id, member_id, merchant_id, raw_amount_minor, final_amount_minor, payment_method, created_at)
-         SELECT 'PAYS${data.run.toUpperCase()}' || lpad(s::text, 9, '0'), 'payment', 'op_s${data.run}_' || s, md5('bench-${data.run}-c-' || c)::uuid,
-                md5('bench-${data.run}-m-' || c || '-0')::uuid, merchant_id, amount, amount, 'cash', at FROM (${series}) g`,
+         SELECT 'PAYS${data.run.toUpperCase()}' || lpad(s::text, 9, '0'), 'payment', 'op_s${data.run}_' || s, ${uuidSql(`'bench-${data.run}-c-' || c`)},
+                ${uuidSql(`'bench-${data.run}-m-' || c || '-0'`)}, merchant_id, amount, amount, 'cash', at FROM (${series}) g`,
         bindings,
       );
       console.log(`  ${Math.min(start + batch, total)} / ${total}`);
@@ -195,8 +194,7 @@ async function main() {
 
 /** The owner of preloaded card c, as bench/preload.ts names it: Postgres md5(text)::uuid. */
 function memberId(run: string, c: number): string {
-  const hex = createHash('md5').update(`bench-${run}-m-${c}-0`).digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return md5Uuid(`bench-${run}-m-${c}-0`);
 }
 
 main().catch((err: unknown) => {
