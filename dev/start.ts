@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, loadConfigOrExit, type Config } from '../config/env.js';
@@ -99,13 +98,20 @@ async function main() {
     // Ports are chosen here, so that the banner can say where each process listens.
     const host = env.HOST ?? config.HOST;
     if (!config.PORT) env.PORT = String(await freePort());
+    // /metrics ports as set (0: none), else free ones: the defaults 9464/9465 are what every other
+    // worker and scheduler on the machine takes (another npm start, the tests), and a child binds
+    // its port seconds after this choice.
+    const opsPort = async (setting: 'WORKER_METRICS_PORT' | 'SCHEDULER_METRICS_PORT', first: boolean) => {
+      if (!process.env[setting]) return freePort();
+      return config[setting] === 0 ? 0 : first ? config[setting] : freePort();
+    };
     const workerPorts: number[] = [];
-    for (let i = 0; i < config.WORKER_PROCESSES; i++) workerPorts.push(config.WORKER_METRICS_PORT ? await portOrFree(i === 0 ? config.WORKER_METRICS_PORT : 0, host) : 0);
-    const schedulerPort = config.SCHEDULER_METRICS_PORT ? await portOrFree(config.SCHEDULER_METRICS_PORT, host) : 0;
+    for (let i = 0; i < config.WORKER_PROCESSES; i++) workerPorts.push(await opsPort('WORKER_METRICS_PORT', i === 0));
+    const schedulerPort = await opsPort('SCHEDULER_METRICS_PORT', true);
     if (stopping) return undefined;
     const childConfig = loadConfig({ ...process.env, ...env });
-    const spawnOne = (name: string, file: string, own: Record<string, string>, opsPort = 0) =>
-      children.push(spawnChild(name, entry(file), { ...process.env, ...env, ...own }, opsPort ? `http://${shownHost(host)}:${opsPort}` : undefined, onEnd));
+    const spawnOne = (name: string, file: string, own: Record<string, string>, metricsPort = 0) =>
+      children.push(spawnChild(name, entry(file), { ...process.env, ...env, ...own }, metricsPort ? `http://${shownHost(host)}:${metricsPort}` : undefined, onEnd));
     spawnOne('web', 'api/server', {});
     workerPorts.forEach((p, i) => spawnOne(workerPorts.length > 1 ? `worker-${i + 1}` : 'worker', 'workers/main', { WORKER_METRICS_PORT: String(p) }, p));
     spawnOne('scheduler', 'workers/scheduler', { SCHEDULER_METRICS_PORT: String(schedulerPort) }, schedulerPort);
@@ -170,17 +176,6 @@ function spawnChild(name: string, file: string, env: NodeJS.ProcessEnv, opsUrl: 
 }
 
 const shownHost = (host: string) => (host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host);
-
-/** `port` when it is free on `host` (the default metrics ports), else any free one; 0: any free one. */
-async function portOrFree(port: number, host: string): Promise<number> {
-  if (!port) return freePort();
-  const free = await new Promise<boolean>((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, host, () => server.close(() => resolve(true)));
-  });
-  return free ? port : freePort();
-}
 
 /** The demo tenant, made once; its keys are kept in ./.data (git-ignored) to be shown again. */
 async function createDemo(config: Config): Promise<DemoData> {

@@ -56,7 +56,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
  */
 async function npmStart(cwd: string, port: number): Promise<Started> {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), LOG_LEVEL: 'info' };
-  for (const name of ['DATABASE_URL', 'REDIS_URL', 'REDIS_CLUSTER_NODES', 'HOST', 'NODE_ENV', 'WORKER_PROCESSES', 'WEBHOOK_ALLOW_INSECURE', 'ENCRYPTION_KEY']) delete env[name];
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'REDIS_CLUSTER_NODES', 'HOST', 'NODE_ENV', 'WORKER_PROCESSES', 'WORKER_METRICS_PORT', 'SCHEDULER_METRICS_PORT', 'WEBHOOK_ALLOW_INSECURE', 'ENCRYPTION_KEY']) delete env[name];
   const child = spawn(TSX, [START], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
