@@ -15,7 +15,7 @@ export interface RollupReport {
   oldest_open?: string;
 }
 
-type Step = { done: true; until: Date; heldByOpen: Date | null } | { done: false; until: Date; rolled: number };
+type Step = { done: true; until: Date } | { done: false; until: Date; rolled: number };
 
 const earlier = (a: Date, b: Date) => (a.getTime() <= b.getTime() ? a : b);
 
@@ -35,12 +35,17 @@ export async function runReportRollup(deps: Pick<Deps, 'db' | 'config' | 'logger
   let rolled = 0;
   // Where this run goes: fixed by its first step (a later step only lowers it), or it would chase now().
   let target: Date | undefined;
+  // The start of the open transaction that set the target, when one did.
+  let heldBy: Date | null = null;
   for (;;) {
     const step = await db.transaction(async (trx): Promise<Step> => {
       await lockRollup(trx);
       const { limit_at: fresh, oldest_open: oldestOpen } = await rollupLimit(trx, config.REPORT_ROLLUP_GRACE_S);
-      const limit = target ? earlier(target, fresh) : fresh;
-      target = limit;
+      if (!target || fresh.getTime() < target.getTime()) {
+        target = fresh;
+        heldBy = oldestOpen !== null && oldestOpen.getTime() === fresh.getTime() ? oldestOpen : null;
+      }
+      const limit = target;
       let state = await readRollupState(trx);
       if (!state || state.time_zone !== timeZone) {
         if (state) await clearRollups(trx);
@@ -50,7 +55,7 @@ export async function runReportRollup(deps: Pick<Deps, 'db' | 'config' | 'logger
         await writeRollupState(trx, state);
       }
       const from = state.rolled_until;
-      if (limit.getTime() <= from.getTime()) return { done: true, until: from, heldByOpen: oldestOpen !== null && oldestOpen.getTime() === limit.getTime() ? oldestOpen : null };
+      if (limit.getTime() <= from.getTime()) return { done: true, until: from };
       const { day, next_day_start: nextDayStart } = await localDayOf(trx, timeZone, from);
       const to = earlier(nextDayStart, limit);
       const next = await firstActivity(trx, timeZone, from);
@@ -69,7 +74,7 @@ export async function runReportRollup(deps: Pick<Deps, 'db' | 'config' | 'logger
     if (step.done || outOfTime) {
       const report: RollupReport = { rolled, rolled_until: step.until.toISOString() };
       if (outOfTime) report.stopped = 'budget';
-      else if (step.done && step.heldByOpen) Object.assign(report, { stopped: 'open-transaction', oldest_open: step.heldByOpen.toISOString() });
+      else if (heldBy) Object.assign(report, { stopped: 'open-transaction', oldest_open: (heldBy as Date).toISOString() });
       deps.logger.info(report, 'report rollup');
       return report;
     }

@@ -56,7 +56,7 @@ export async function dailyReport(deps: Pick<Deps, 'dbRead' | 'config'>, princip
 async function periodFigures(trx: Db, scope: ReportScope, bucket: Bucket, range: { timeZone: string; fromDay: string; untilDay: string; rolledUntil: Date | null }): Promise<Map<string, ReportFigures>> {
   // No rollup in this time zone yet: every row is live (exact, only slower).
   const rolled = range.rolledUntil === null ? [] : await readRollup(trx, scope, bucket, range);
-  const live = await aggregateLive(trx, scope, bucket, range);
+  const live = await aggregateLive(trx, scope, bucket, range, { planOnce: true });
   const figures = new Map<string, ReportFigures>();
   for (const { merchant_id: _m, day, hour, ...f } of [...rolled, ...live] as ReportRow[]) {
     const key = periodKey(day, hour);
