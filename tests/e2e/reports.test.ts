@@ -345,10 +345,10 @@ describe('e2e: daily reports (merchant and platform, by day and hour, CSV, rollu
       for (let i = 0; i < 200 && (await rollupLimit(sys.deps.db, 1)).limit_at < settled; i++) await sleep(100);
       const startedAt = Date.now();
       const first = await runReportRollup(sys.deps);
-      // Days with activity: 2026-03-09, 03-10, today-3, today-2 and today (the quiet days between are passed over).
       // Held back by a transaction open since before today's payments? Then say which.
       const open = first.stopped ? (await sys.deps.db.raw(`SELECT application_name, state, xact_start, left(query, 120) AS query FROM pg_stat_activity WHERE datname = current_database() AND xact_start IS NOT NULL`)).rows : [];
       expect(first, JSON.stringify(open)).to.not.have.property('stopped');
+      // Days with activity: 2026-03-09, 03-10, today-3, today-2 and today (the quiet days between are passed over).
       expect(first.rolled).to.equal(5);
       expect(Date.parse(first.rolled_until)).to.be.within(startedAt - 5_000, Date.now());
       expect(await state()).to.deep.include({ time_zone: TZ, rolled_until: new Date(first.rolled_until) });
