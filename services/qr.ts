@@ -8,9 +8,16 @@ import { AppError } from '../domain/errors.js';
 import { mayAct } from '../domain/may-act.js';
 import type { Caller } from '../domain/principal.js';
 import { invalidQrKey, RISK_RULES, windowStart } from '../domain/risk-rules.js';
+import { partitionOf } from '../domain/partition.js';
 import { newQrToken, sha256 } from '../domain/tokens.js';
 import { auditBy } from './audit.js';
 import { cardFor } from './card-access.js';
+
+/**
+ * QR issues and revocations chain per card partition: every till payment starts with an issue, and
+ * one chain for all of them made every issue wait for the one head row (13–16 backends queued on it).
+ */
+const qrChain = (cardId: string, partitions: number) => `qr-${partitionOf(cardId, partitions)}`;
 
 export interface IssuedQr {
   /** The token in clear: shown once, only its hash is stored. */
@@ -47,7 +54,7 @@ export async function issueCardQr(
   const ttl = input.ttl_seconds ?? config.QR_DEFAULT_TTL_S;
   const state = await db.transaction(async (trx) => {
     const row = await issueQr(trx, card.id, memberId, token.hash, ttl);
-    await auditBy(trx, caller, { action: 'qr.issue', objectType: 'card', objectId: card.id, context: { member_id: memberId, ttl_seconds: ttl } });
+    await auditBy(trx, caller, { action: 'qr.issue', objectType: 'card', objectId: card.id, context: { member_id: memberId, ttl_seconds: ttl }, chain: qrChain(card.id, config.CARD_PARTITIONS) });
     return row;
   });
   metrics.qrEvents.inc({ event: 'issued' });
@@ -55,13 +62,13 @@ export async function issueCardQr(
 }
 
 /** Revokes: a member its own token; app and admin keys one member's (`memberId`) or all of the card's. Returns how many ended. */
-export async function revokeCardQr({ db, metrics }: Deps, caller: Caller, cardId: string, input: { member_id?: string }): Promise<number> {
+export async function revokeCardQr({ db, config, metrics }: Deps, caller: Caller, cardId: string, input: { member_id?: string }): Promise<number> {
   const { principal } = caller;
   const { card } = await cardFor(db, principal, cardId, 'pay');
   const memberId = principal.memberId ?? input.member_id;
   const revoked = await db.transaction(async (trx) => {
     const n = await endQrTokens(trx, memberId ? { card_id: card.id, member_id: memberId } : { card_id: card.id }, 'revoked');
-    await auditBy(trx, caller, { action: 'qr.revoke', objectType: 'card', objectId: card.id, context: { member_id: memberId ?? null, revoked: n } });
+    await auditBy(trx, caller, { action: 'qr.revoke', objectType: 'card', objectId: card.id, context: { member_id: memberId ?? null, revoked: n }, chain: qrChain(card.id, config.CARD_PARTITIONS) });
     return n;
   });
   metrics.qrEvents.inc({ event: 'revoked' }, revoked);
