@@ -7,7 +7,8 @@ import { generateSettlements } from '../db/queries/settlements.js';
 import { createApiKey } from '../db/queries/api-keys.js';
 import { benchStores, startEngine } from './engine.js';
 import { call } from './load.js';
-import { benchEmail, benchPhone, md5Uuid, preload, uuidSql } from './preload.js';
+import { benchEmail, benchPhone, md5Uuid, preload, uuidSql, type Preload } from './preload.js';
+import type { Knex } from 'knex';
 import { benchDailyReports } from './reports.js';
 import { summarize } from './stats.js';
 
@@ -35,9 +36,11 @@ const { values: flags } = parseArgs({
     // Payments today (SETTLEMENT_TZ, up to now) for the reports' live part; default: an average day of the spread.
     today: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
+    // The run id of a scale preload left in DATABASE_URL: time its lists (and reports) again without preloading.
+    reuse: { type: 'string' },
   },
 });
-const args = Object.fromEntries(Object.entries(flags).map(([k, v]) => [k, String(v)])) as Record<'cards' | 'transactions' | 'day' | 'requests' | 'concurrency' | 'warmup-requests' | 'today' | 'out', string>;
+const args = Object.fromEntries(Object.entries(flags).map(([k, v]) => [k, String(v)])) as Record<'cards' | 'transactions' | 'day' | 'requests' | 'concurrency' | 'warmup-requests' | 'today' | 'out' | 'reuse', string>;
 
 async function main() {
   const cards = Number(args.cards);
@@ -56,13 +59,14 @@ async function main() {
     return result;
   };
 
-  const data = await time('preload cards', () => preload(db, { cards, membersPerCard: 1, merchants: 50, balanceMinor: 1_000_000, qrTtlS: 3600 }));
+  if (flags.reuse !== undefined && stores.embedded) throw new Error('--reuse needs DATABASE_URL and REDIS_URL: the database a scale preload left');
+  const data = flags.reuse !== undefined ? await reused(db, String(flags.reuse)) : await time('preload cards', () => preload(db, { cards, membersPerCard: 1, merchants: 50, balanceMinor: 1_000_000, qrTtlS: 3600 }));
   const { rows: merchants } = await db.raw<{ rows: { id: string }[] }>(`SELECT id FROM merchants WHERE code LIKE ? ORDER BY code`, [`B${data.run}%`.toUpperCase()]);
   const merchantIds = merchants.map((m) => m.id);
   // The settled day sits well in the past, so it is over in every time zone.
   const day = '2026-01-15';
   const adminId = (await createApiKey(db, { role: 'admin', name: 'scale preload' })).row.id;
-  await time('preload transactions', async () => {
+  if (flags.reuse === undefined) await time('preload transactions', async () => {
     const batch = 500_000;
     // Payment s: card 1 + s mod cards (paid by its owner), a merchant round robin; the first
     // `dayCount` fall on the settled day, the rest spread evenly from 400 days ago to a day ago
@@ -190,6 +194,11 @@ async function main() {
   writeFileSync(file, JSON.stringify(result, null, 2));
   console.log(JSON.stringify(result, null, 2));
   console.log(`results: ${file}`);
+}
+
+/** What the lists need of an earlier run's preload (its cards, `--cards` of them, are named by the run id). */
+async function reused(db: Knex, run: string): Promise<Pick<Preload, 'run' | 'cardId' | 'appKey'>> {
+  return { run, cardId: (c) => md5Uuid(`bench-${run}-c-${c}`), appKey: (await createApiKey(db, { role: 'app', name: 'scale bench' })).key };
 }
 
 /** The owner of preloaded card c, as bench/preload.ts names it: Postgres md5(text)::uuid. */

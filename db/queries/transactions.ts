@@ -1,4 +1,4 @@
-import { newestFirst, prepared, type Db, type PageRequest, type Read, type Statement } from '../knex.js';
+import { newestFirst, oneValueOf, prepared, type Db, type PageRequest, type Read, type Statement } from '../knex.js';
 import type { LevelRow } from './levels.js';
 
 export interface TransactionRow {
@@ -132,11 +132,14 @@ function transactionsQuery(db: Db, f: TransactionFilter) {
     .leftJoin('member_cards as c', 'c.id', 't.card_id')
     .leftJoin('transactions as o', 'o.id', 't.original_tx_id')
     .select('t.*', 'c.card_no', 'o.tx_no as original_tx_no');
+  // A card's, member's or merchant's rows (or a rare status's) come from their own index; otherwise a type's from the type's.
+  const narrowed = f.cardId || f.memberId || f.merchantId || f.txNo || f.status;
+  if (f.type && !narrowed) oneValueOf(q, 't.type', f.type);
   newestFirst(db, q, 't', f);
   if (f.cardId) q.where('t.card_id', f.cardId);
   if (f.memberId) q.where('t.member_id', f.memberId);
   if (f.merchantId) q.where('t.merchant_id', f.merchantId);
-  if (f.type) q.where('t.type', f.type);
+  if (f.type && narrowed) q.where('t.type', f.type);
   if (f.status) q.where('t.status', f.status);
   if (f.from) q.where('t.created_at', '>=', f.from);
   if (f.to) q.where('t.created_at', '<', f.to);
