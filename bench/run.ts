@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string' },
     'warmup-requests': { type: 'string' },
     today: { type: 'string' },
+    reuse: { type: 'string' },
     // purge only (bench/purge.ts reads them)
     rows: { type: 'string' },
     batch: { type: 'string' },
