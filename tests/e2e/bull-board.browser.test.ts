@@ -1,14 +1,11 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { chromium, type Browser } from 'playwright-core';
 import { createApiKey } from '../../db/queries/api-keys.js';
+import { basicAuth, headlessChromium } from '../helpers/browser.js';
 import { createMerchant } from '../helpers/fixtures.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 describe('Bull Board at /admin/queues', function () {
   this.timeout(60_000);
@@ -35,11 +32,11 @@ describe('Bull Board at /admin/queues', function () {
 
     it('refuses a merchant key, an unknown key, a wrong user and a Bearer admin key with 401', async () => {
       const attempts = {
-        'merchant key as password': basic('admin', merchantKey),
-        'unknown admin-looking key': basic('admin', `mps_admin_${'x'.repeat(43)}`),
-        'admin key under another user': basic('root', sys.adminKey),
+        'merchant key as password': basicAuth('admin', merchantKey),
+        'unknown admin-looking key': basicAuth('admin', `mps_admin_${'x'.repeat(43)}`),
+        'admin key under another user': basicAuth('root', sys.adminKey),
         'admin key as Bearer': `Bearer ${sys.adminKey}`,
-        'empty password': basic('admin', ''),
+        'empty password': basicAuth('admin', ''),
       };
       for (const [what, authorization] of Object.entries(attempts)) {
         for (const path of ['/admin/queues', '/admin/queues/api/queues']) {
@@ -51,10 +48,10 @@ describe('Bull Board at /admin/queues', function () {
     });
 
     it('serves the board and its queue API to an admin key', async () => {
-      const page = await sys.http.get('/admin/queues', { headers: { authorization: basic('admin', sys.adminKey) } });
+      const page = await sys.http.get('/admin/queues', { headers: { authorization: basicAuth('admin', sys.adminKey) } });
       expect(page.status).to.equal(200);
       expect(page.headers.get('content-type')).to.match(/text\/html/);
-      const api = await sys.http.get('/admin/queues/api/queues', { headers: { authorization: basic('admin', sys.adminKey) } });
+      const api = await sys.http.get('/admin/queues/api/queues', { headers: { authorization: basicAuth('admin', sys.adminKey) } });
       expect(api.status, api.text).to.equal(200);
       const names = (api.body.queues as { name: string }[]).map((q) => q.name).sort();
       expect(names).to.include.members(['card-ops-{0}', 'card-ops-{1}', 'card-ops-{2}', 'card-ops-{3}', 'maintenance-{m}', 'webhooks-{w}']);
@@ -62,34 +59,17 @@ describe('Bull Board at /admin/queues', function () {
 
     it('a revoked admin key no longer opens the board', async () => {
       const { row, key } = await createApiKey(sys.deps.db, { role: 'admin', name: 'to revoke' });
-      expect((await sys.http.get('/admin/queues', { headers: { authorization: basic('admin', key) } })).status).to.equal(200);
+      expect((await sys.http.get('/admin/queues', { headers: { authorization: basicAuth('admin', key) } })).status).to.equal(200);
       await sys.deps.db('api_keys').where({ id: row.id }).update({ status: 'revoked', revoked_at: sys.deps.db.fn.now() });
-      expect((await sys.http.get('/admin/queues', { headers: { authorization: basic('admin', key) } })).status).to.equal(401);
+      expect((await sys.http.get('/admin/queues', { headers: { authorization: basicAuth('admin', key) } })).status).to.equal(401);
     });
   });
 
   describe('in a real headless browser', () => {
-    let browser: Browser | undefined;
-    let shotDir: string | undefined;
-
-    before(async function () {
-      if (!existsSync(CHROMIUM)) {
-        console.log(`    (skipping the browser tests: ${CHROMIUM} does not exist; install it with apt-get install -y chromium)`);
-        this.skip();
-      }
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      });
-      shotDir = mkdtempSync(join(tmpdir(), 'mps-bull-board-'));
-    });
-    after(async () => {
-      await browser?.close();
-      if (shotDir) rmSync(shotDir, { recursive: true, force: true });
-    });
+    const chromiumFor = headlessChromium('bull-board');
 
     it('lists the partition queues for an admin and renders a screenshot, asking no other host for anything', async () => {
-      const context = await browser!.newContext({ httpCredentials: { username: 'admin', password: sys.adminKey } });
+      const context = await chromiumFor.browser().newContext({ httpCredentials: { username: 'admin', password: sys.adminKey } });
       const elsewhere: string[] = [];
       // Every request the page sends passes here; one to another host (a web font, a CDN) is noted and refused.
       await context.route('**/*', (route) => {
@@ -108,7 +88,7 @@ describe('Bull Board at /admin/queues', function () {
         const body = await page.locator('body').innerText();
         expect(body).to.contain('MPS queues');
         expect(body).to.contain('maintenance-{m}');
-        const shot = join(process.env.BULL_BOARD_SHOT_DIR ?? shotDir!, 'bull-board.png');
+        const shot = join(process.env.BULL_BOARD_SHOT_DIR ?? chromiumFor.shotDir(), 'bull-board.png');
         await page.screenshot({ path: shot, fullPage: true });
         expect(statSync(shot).size).to.be.greaterThan(5_000);
         expect(elsewhere, 'requests to other hosts').to.deep.equal([]);
@@ -119,7 +99,7 @@ describe('Bull Board at /admin/queues', function () {
 
     for (const who of ['no credentials', 'a merchant key as the password'] as const) {
       it(`refuses a browser that offers ${who}`, async () => {
-        const context = await browser!.newContext(who === 'no credentials' ? {} : { httpCredentials: { username: 'admin', password: merchantKey } });
+        const context = await chromiumFor.browser().newContext(who === 'no credentials' ? {} : { httpCredentials: { username: 'admin', password: merchantKey } });
         try {
           const page = await context.newPage();
           const statuses: number[] = [];

@@ -1,32 +1,16 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { runDetectAnomalies } from '../../jobs/detect-anomalies.js';
+import { basicAuth, headlessChromium } from '../helpers/browser.js';
 import { createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
 import { freshDatabase } from '../helpers/fresh-database.js';
 import { charge, chargeOk, expectFailed, expectSucceeded, rechargeOk, refund } from '../helpers/money.js';
+import type { PeriodJson } from '../helpers/report-json.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-
-interface PeriodJson {
-  date: string;
-  hour?: number;
-  payment_count: number;
-  payment_amount: string;
-  refund_count: number;
-  refund_amount: string;
-  recharge_count: number;
-  recharge_amount: string;
-  net_amount: string;
-  distinct_cards: number;
-  by_method: Record<string, string>;
-  declines: Record<string, number>;
-}
 
 /** What the page shows, read from the DOM: the bars of both charts and the cells of every table. */
 async function readConsole(page: Page) {
@@ -154,12 +138,12 @@ describe('the console at /console (HTTP Basic; a page over the JSON API)', funct
     it('refuses wrong or missing credentials with 401 and a Basic challenge, on the page and its API', async () => {
       const attempts: Record<string, string | undefined> = {
         none: undefined,
-        'merchant key as admin': basic('admin', a.key),
-        'admin key as merchant': basic('merchant', sys.adminKey),
-        'unknown merchant key': basic('merchant', `mps_mk_${'x'.repeat(43)}`),
-        'another user name': basic('root', sys.adminKey),
+        'merchant key as admin': basicAuth('admin', a.key),
+        'admin key as merchant': basicAuth('merchant', sys.adminKey),
+        'unknown merchant key': basicAuth('merchant', `mps_mk_${'x'.repeat(43)}`),
+        'another user name': basicAuth('root', sys.adminKey),
         'Bearer, not Basic': `Bearer ${sys.adminKey}`,
-        'empty password': basic('admin', ''),
+        'empty password': basicAuth('admin', ''),
       };
       for (const [what, authorization] of Object.entries(attempts)) {
         for (const path of ['/console', '/console/v1/reports/daily', '/console/v1/merchant/reports/daily']) {
@@ -172,7 +156,7 @@ describe('the console at /console (HTTP Basic; a page over the JSON API)', funct
     });
 
     it('serves one page with a strict CSP, and its API answers as /v1 does for that key', async () => {
-      const page = await sys.http.get('/console', { headers: { authorization: basic('merchant', a.key) } });
+      const page = await sys.http.get('/console', { headers: { authorization: basicAuth('merchant', a.key) } });
       expect(page.status).to.equal(200);
       expect(page.headers.get('content-type')).to.match(/^text\/html/);
       expect(page.headers.get('cache-control')).to.equal('no-store');
@@ -185,18 +169,18 @@ describe('the console at /console (HTTP Basic; a page over the JSON API)', funct
         expect(res.status, asset).to.equal(200);
         expect(res.text).to.not.match(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
       }
-      const viaConsole = await sys.http.get('/console/v1/merchant/reports/daily', { headers: { authorization: basic('merchant', a.key) } });
+      const viaConsole = await sys.http.get('/console/v1/merchant/reports/daily', { headers: { authorization: basicAuth('merchant', a.key) } });
       const viaApi = await sys.http.get('/v1/merchant/reports/daily', { key: a.key });
       expect(viaConsole.status).to.equal(200);
       expect(viaConsole.body).to.deep.equal(viaApi.body);
       // Roles and tenants as on /v1: a merchant on the admin report is 403 there too.
-      const adminRoute = await sys.http.get('/console/v1/reports/daily', { headers: { authorization: basic('merchant', a.key) } });
+      const adminRoute = await sys.http.get('/console/v1/reports/daily', { headers: { authorization: basicAuth('merchant', a.key) } });
       expect(adminRoute.status).to.equal(403);
       expect(adminRoute.body.error.code).to.equal('FORBIDDEN');
     });
 
     it('reaches only the reads the page needs, and none from another site', async () => {
-      const asAdmin = { authorization: basic('admin', sys.adminKey) };
+      const asAdmin = { authorization: basicAuth('admin', sys.adminKey) };
       for (const path of ['/console/v1/members?phone=1', '/console/v1/audit/events', '/console/v1/api-keys', '/console/v1/settlements']) {
         const res = await sys.http.get(path, { headers: asAdmin });
         expect(res.status, path).to.equal(404);
@@ -210,28 +194,11 @@ describe('the console at /console (HTTP Basic; a page over the JSON API)', funct
   });
 
   describe('in a real headless browser', () => {
-    let browser: Browser | undefined;
-    let shotDir: string | undefined;
-
-    before(async function () {
-      if (!existsSync(CHROMIUM)) {
-        console.log(`    (skipping the browser tests: ${CHROMIUM} does not exist; install it with apt-get install -y chromium)`);
-        this.skip();
-      }
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      });
-      shotDir = mkdtempSync(join(tmpdir(), 'mps-console-'));
-    });
-    after(async () => {
-      await browser?.close();
-      if (shotDir) rmSync(shotDir, { recursive: true, force: true });
-    });
+    const chromiumFor = headlessChromium('console');
 
     /** Opens /console as `user` with `key`; fails on a request to another host, a CSP violation or a script error. */
     async function openConsole(user: 'admin' | 'merchant', key: string, query = '') {
-      const context = await browser!.newContext({ httpCredentials: { username: user, password: key } });
+      const context = await chromiumFor.browser().newContext({ httpCredentials: { username: user, password: key } });
       const elsewhere: string[] = [];
       const problems: string[] = [];
       await context.route('**/*', (route) => {
@@ -270,7 +237,7 @@ describe('the console at /console (HTTP Basic; a page over the JSON API)', funct
         expect(txs).to.have.length(3);
         expect(shown.txTable.map((r) => [r.tx_no, r.type, r.final_amount, r.created_at])).to.deep.equal(txs.map((t) => [t.tx_no, t.type, t.final_amount, t.created_at]));
         expect(shown.alertsHidden, 'no risk alerts for a merchant').to.equal(true);
-        const shot = join(process.env.CONSOLE_SHOT_DIR ?? shotDir!, 'console-merchant.png');
+        const shot = join(process.env.CONSOLE_SHOT_DIR ?? chromiumFor.shotDir(), 'console-merchant.png');
         await page.screenshot({ path: shot, fullPage: true });
         expect(statSync(shot).size).to.be.greaterThan(10_000);
         expect(elsewhere, 'requests to other hosts').to.deep.equal([]);
@@ -305,7 +272,7 @@ describe('the console at /console (HTTP Basic; a page over the JSON API)', funct
           // Chromium logs the page's one 404 (its probe for the list); nothing else.
           expect(problems, 'console errors').to.deep.equal([`Failed to load resource: the server responded with a status of 404 (Not Found) (${sys.url}/console/v1/transactions?limit=20)`]);
         }
-        await page.screenshot({ path: join(process.env.CONSOLE_SHOT_DIR ?? shotDir!, 'console-admin.png'), fullPage: true });
+        await page.screenshot({ path: join(process.env.CONSOLE_SHOT_DIR ?? chromiumFor.shotDir(), 'console-admin.png'), fullPage: true });
         expect(elsewhere, 'requests to other hosts').to.deep.equal([]);
       } finally {
         await context.close();
@@ -325,7 +292,7 @@ describe('the console at /console (HTTP Basic; a page over the JSON API)', funct
     });
 
     it('refuses a browser that offers a merchant key as user admin', async () => {
-      const context = await browser!.newContext({ httpCredentials: { username: 'admin', password: a.key } });
+      const context = await chromiumFor.browser().newContext({ httpCredentials: { username: 'admin', password: a.key } });
       try {
         const page = await context.newPage();
         const statuses: number[] = [];

@@ -7,24 +7,10 @@ import { createAppKey, createMember, createMerchant, issueCard, memberToken, typ
 import { freshDatabase } from '../helpers/fresh-database.js';
 import { charge, chargeOk, expectError, expectFailed, expectSucceeded, issueQr, recharge, rechargeOk, refund, sleep } from '../helpers/money.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
+import type { PeriodJson } from '../helpers/report-json.js';
 
 const TZ = 'Asia/Taipei';
 const unknownQr = () => `mpsq_${randomBytes(32).toString('base64url')}`;
-
-interface PeriodJson {
-  date: string;
-  hour?: number;
-  payment_count: number;
-  payment_amount: string;
-  refund_count: number;
-  refund_amount: string;
-  recharge_count: number;
-  recharge_amount: string;
-  net_amount: string;
-  distinct_cards: number;
-  by_method: Record<string, string>;
-  declines: Record<string, number>;
-}
 
 const money = (minor: number) => `${minor < 0 ? '-' : ''}${Math.floor(Math.abs(minor) / 100)}.${String(Math.abs(minor) % 100).padStart(2, '0')}`;
 const addDays = (day: string, n: number) => new Date(Date.parse(`${day}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);

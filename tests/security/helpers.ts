@@ -14,7 +14,7 @@ import type { TestSystem } from '../helpers/system.js';
  */
 
 /** `Authorization: Basic …` for Bull Board. */
-export const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+export { basicAuth as basic } from '../helpers/browser.js';
 
 /** Headers of an operation request: a fresh Idempotency-Key and `Prefer: wait=N`. */
 export const opHeaders = (wait = 10): Record<string, string> => ({ 'idempotency-key': newKey('sec'), prefer: `wait=${wait}` });
