@@ -16,7 +16,7 @@ import { AppError, forbidden, type ErrorCode } from '../domain/errors.js';
 import { formatMinor, parseAmount } from '../domain/money.js';
 import { fieldError, fields } from '../domain/validate.js';
 import type { Read } from '../db/knex.js';
-import { cardChange } from '../db/queries/ledgers.js';
+import { cardChange, type BalanceReason } from '../db/queries/ledgers.js';
 import { lockCardWith, type LockedCardWith } from '../db/queries/member-cards.js';
 import { lockOperationStatement, type Ending, type OperationRecord } from '../db/queries/operations.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
@@ -51,6 +51,33 @@ type EndParams = LegParams & { credit: CreditOutcome & { credit_tx_no?: string }
 
 const txNo = (type: 'transfer_debit' | 'transfer_credit') => ({ tx_no: { sql: nextTxNoSql(type), bindings: [] } });
 
+/**
+ * A leg's money on one card: its transaction row (the whole `amount`, by balance, under the number
+ * the card was locked with) and the card's balance change with its ledger row.
+ */
+function legMove(
+  trx: Knex.Transaction,
+  op: OperationRecord,
+  card: LockedCardWith<'tx_no'>,
+  move: { type: 'transfer_debit' | 'transfer_credit'; amount: number; delta: number; reason: BalanceReason; tag?: Record<string, unknown> | null; note?: string },
+) {
+  const tx = {
+    id: randomUUID(),
+    tx_no: card.tx_no as string,
+    type: move.type,
+    operation_id: op.id,
+    card_id: card.id,
+    member_id: op.member_id ?? card.owner_member_id,
+    raw_amount_minor: move.amount,
+    final_amount_minor: move.amount,
+    via_balance: true,
+    ...(move.tag !== undefined ? { tag: move.tag } : {}),
+    ...(move.note !== undefined ? { reason: move.note } : {}),
+  };
+  const { statements } = cardChange(trx, card, { transactionId: tx.id, balance: { delta: move.delta, reason: move.reason } });
+  return { txNo: tx.tx_no, writes: [transactionInsert(trx, tx), ...statements] };
+}
+
 /** The source's debit: the first leg, on the source card's partition. */
 async function applyTransfer(trx: Knex.Transaction, op: OperationRecord, _deps: Deps, read: Read): Promise<Applied> {
   const amount = amountOf(op);
@@ -59,25 +86,13 @@ async function applyTransfer(trx: Knex.Transaction, op: OperationRecord, _deps: 
   const plan = decideTransferDebit({ card, ownerStatus: card?.owner_status ?? null }, { amountMinor: amount });
   if (isRefusal(plan)) throw new AppError(plan.refused, plan.message, plan.details);
   const source = card!;
-  const tx = {
-    id: randomUUID(),
-    tx_no: source.tx_no as string,
-    type: 'transfer_debit' as const,
-    operation_id: op.id,
-    card_id: source.id,
-    member_id: op.member_id ?? source.owner_member_id,
-    raw_amount_minor: amount,
-    final_amount_minor: amount,
-    via_balance: true,
-    tag: op.params.tag ?? null,
-  };
-  const { statements } = cardChange(trx, source, { transactionId: tx.id, balance: { delta: plan.balanceDeltaMinor, reason: 'transfer_debit' } });
-  const params: LegParams = { from_card_id: source.id, to_card_id: toCardId, debit_tx_no: tx.tx_no };
+  const debit = legMove(trx, op, source, { type: 'transfer_debit', amount, delta: plan.balanceDeltaMinor, reason: 'transfer_debit', tag: op.params.tag ?? null });
+  const params: LegParams = { from_card_id: source.id, to_card_id: toCardId, debit_tx_no: debit.txNo };
   return {
     continues: true,
-    writes: [transactionInsert(trx, tx), ...statements],
+    writes: debit.writes,
     followUps: [{ id: `${op.id}-credit`, type: 'transfer_credit', card_id: toCardId, amount_minor: amount, params: { ...params } }],
-    audit: { action: 'transfer.debited', objectType: 'transaction', objectId: tx.tx_no, context: { operation_id: op.id, ...params, amount_minor: amount } },
+    audit: { action: 'transfer.debited', objectType: 'transaction', objectId: debit.txNo, context: { operation_id: op.id, ...params, amount_minor: amount } },
   };
 }
 
@@ -95,23 +110,12 @@ async function applyTransferCredit(trx: Knex.Transaction, op: OperationRecord, d
   const plan = decideTransferCredit({ card, ownerStatus: card?.owner_status ?? null }, { amountMinor: amount }, { maxBalanceMinor: deps.config.MAX_BALANCE });
   if (isRefusal(plan)) throw new AppError(plan.refused, plan.message, plan.details);
   const destination = card!;
-  const tx = {
-    id: randomUUID(),
-    tx_no: destination.tx_no as string,
-    type: 'transfer_credit' as const,
-    operation_id: op.id,
-    card_id: destination.id,
-    member_id: op.member_id ?? destination.owner_member_id,
-    raw_amount_minor: amount,
-    final_amount_minor: amount,
-    via_balance: true,
-  };
-  const { statements } = cardChange(trx, destination, { transactionId: tx.id, balance: { delta: plan.balanceDeltaMinor, reason: 'transfer_credit' } });
+  const credit = legMove(trx, op, destination, { type: 'transfer_credit', amount, delta: plan.balanceDeltaMinor, reason: 'transfer_credit' });
   return {
-    writes: [transactionInsert(trx, tx), ...statements],
-    result: { credit_tx_no: tx.tx_no, card_id: destination.id, balance: formatMinor(plan.balanceAfterMinor) },
-    followUps: [endLeg(op, { credited: true, credit_tx_no: tx.tx_no })],
-    audit: { action: 'transfer_credit.succeeded', objectType: 'transaction', objectId: tx.tx_no, context: { operation_id: op.id, transfer_id: op.parent_id, amount_minor: amount } },
+    writes: credit.writes,
+    result: { credit_tx_no: credit.txNo, card_id: destination.id, balance: formatMinor(plan.balanceAfterMinor) },
+    followUps: [endLeg(op, { credited: true, credit_tx_no: credit.txNo })],
+    audit: { action: 'transfer_credit.succeeded', objectType: 'transaction', objectId: credit.txNo, context: { operation_id: op.id, transfer_id: op.parent_id, amount_minor: amount } },
   };
 }
 
@@ -128,20 +132,15 @@ async function applyTransferEnd(trx: Knex.Transaction, op: OperationRecord, _dep
   if (end.returnMinor) {
     const [source] = await read<LockedCardWith<'tx_no'>>(lockCardWith(from_card_id, txNo('transfer_credit')));
     if (!source) throw new Error(`transfer_end ${op.id}: no source card ${from_card_id}`);
-    const tx = {
-      id: randomUUID(),
-      tx_no: source.tx_no as string,
-      type: 'transfer_credit' as const,
-      operation_id: op.id,
-      card_id: source.id,
-      member_id: op.member_id ?? source.owner_member_id,
-      raw_amount_minor: end.returnMinor,
-      final_amount_minor: end.returnMinor,
-      via_balance: true,
-      reason: `transfer ${transfer.id} returned: ${end.outcome.status === 'failed' ? end.outcome.code : ''}`,
-    };
-    writes.push(transactionInsert(trx, tx), ...cardChange(trx, source, { transactionId: tx.id, balance: { delta: end.returnMinor, reason: 'transfer_return' } }).statements);
-    returnTxNo = tx.tx_no;
+    const back = legMove(trx, op, source, {
+      type: 'transfer_credit',
+      amount: end.returnMinor,
+      delta: end.returnMinor,
+      reason: 'transfer_return',
+      note: `transfer ${transfer.id} returned: ${end.outcome.status === 'failed' ? end.outcome.code : ''}`,
+    });
+    writes.push(...back.writes);
+    returnTxNo = back.txNo;
   }
   const moved = { amount: formatMinor(amount), from_card_id, to_card_id, debit_tx_no };
   const outcome: Ending =
