@@ -12,7 +12,7 @@ import type { LockedCard } from '../db/queries/member-cards.js';
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { lockCardWithTxNo, transactionInsert } from '../db/queries/transactions.js';
-import { amountOf, defineKind, type Applied } from './kind.js';
+import { amountOf, cardDraft, defineKind, type Applied } from './kind.js';
 
 /**
  * A balance correction by an operator: the signed amount moves the balance (never below 0, never
@@ -69,14 +69,8 @@ export const adjustment = defineKind({
     const amount = parseSignedAmount(body.amount, config.MAX_AMOUNT);
     const { card } = await cardFor(params.id!, 'manage');
     return {
-      type: 'adjustment',
-      merchant_id: null,
-      member_id: null,
-      card_id: card.id,
-      qr_token_hash: null,
+      ...cardDraft('adjustment', card.id),
       amount_minor: amount,
-      payment_method: null,
-      original_tx_no: null,
       params: { reason: body.reason },
     };
   },

@@ -13,7 +13,7 @@ import { lockCardWith, type LockedCardWith } from '../db/queries/member-cards.js
 import { moneyInFlightSql, type OperationRecord } from '../db/queries/operations.js';
 import { qrEnd } from '../db/queries/qr.js';
 import { nextTxNoSql, payoutReferenceUsedSql, transactionInsert } from '../db/queries/transactions.js';
-import { defineKind, type Applied } from './kind.js';
+import { cardDraft, defineKind, type Applied } from './kind.js';
 import { EXTERNAL_METHODS } from './payment.js';
 
 type ClosedCard = LockedCardWith<'in_flight' | 'reference_used' | 'tx_no'>;
@@ -89,14 +89,7 @@ export const cardClose = defineKind({
   async draft({ cardFor }, { params, body }) {
     const { card } = await cardFor(params.id!, 'manage');
     return {
-      type: 'card_close',
-      merchant_id: null,
-      member_id: null,
-      card_id: card.id,
-      qr_token_hash: null,
-      amount_minor: null,
-      payment_method: null,
-      original_tx_no: null,
+      ...cardDraft('card_close', card.id),
       params: { payout_method: body.payout_method, payout_reference: body.payout_reference, reason: body.reason },
     };
   },

@@ -13,7 +13,7 @@ import { lockCardWith, newCardNoLikeSql, replacementCardInsert, type LockedCardW
 import { moneyInFlightSql, type OperationRecord } from '../db/queries/operations.js';
 import { qrEnd } from '../db/queries/qr.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
-import { defineKind, type Applied } from './kind.js';
+import { cardDraft, defineKind, type Applied } from './kind.js';
 
 type ReplacedCard = LockedCardWith<'in_flight' | 'new_card_no' | 'debit_tx_no' | 'credit_tx_no'>;
 
@@ -96,14 +96,8 @@ export const cardReplacement = defineKind({
     const { card, bindingRole } = await cardFor(params.id!, 'manage');
     if (principal.role === 'member' && bindingRole !== 'owner') throw forbidden('Only the card owner may replace it');
     return {
-      type: 'card_replacement',
-      merchant_id: null,
+      ...cardDraft('card_replacement', card.id),
       member_id: principal.memberId,
-      card_id: card.id,
-      qr_token_hash: null,
-      amount_minor: null,
-      payment_method: null,
-      original_tx_no: null,
       params: { reason: body.reason },
     };
   },

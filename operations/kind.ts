@@ -12,6 +12,22 @@ import type { Principal } from '../domain/principal.js';
 /** The parts of an operation its kind decides from the request; acceptance adds who asked, the key and the partition. */
 export type Draft = Omit<NewOperation, 'id' | 'status' | 'principal' | 'idempotency_key' | 'request_hash' | 'api_key_id' | 'actor_role' | 'partition' | 'request_id' | 'ip'>;
 
+/**
+ * A draft of `type` on one card with nothing else set (no merchant, member, QR, amount, method or
+ * original transaction): a kind spreads it and sets what it has. The nulls stay explicit fields,
+ * so the idempotency request hash (canonical JSON of the draft) is the same as written out by hand.
+ */
+export const cardDraft = (type: Draft['type'], cardId: string) => ({
+  type,
+  merchant_id: null,
+  member_id: null,
+  card_id: cardId,
+  qr_token_hash: null,
+  amount_minor: null,
+  payment_method: null,
+  original_tx_no: null,
+});
+
 /** What a draft may look up: the database, the settings, and the cards the caller may use. */
 export interface DraftContext {
   db: Deps['db'];

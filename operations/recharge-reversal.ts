@@ -12,7 +12,7 @@ import type { LockedCard } from '../db/queries/member-cards.js';
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { lockCardWithTxNo, lockRechargeForReversal, refundOnPayment, transactionInsert } from '../db/queries/transactions.js';
-import { amountOf, defineKind, type Applied } from './kind.js';
+import { amountOf, cardDraft, defineKind, type Applied } from './kind.js';
 
 /**
  * A chargeback of a recharge: the card, then the recharge, locked; what all reversals of it take
@@ -74,13 +74,8 @@ export const rechargeReversal = defineKind({
     const amount = parseAmount(body.amount, config.MAX_AMOUNT);
     const { card } = await cardFor(params.id!, 'manage');
     return {
-      type: 'recharge_reversal',
-      merchant_id: null,
-      member_id: null,
-      card_id: card.id,
-      qr_token_hash: null,
+      ...cardDraft('recharge_reversal', card.id),
       amount_minor: amount,
-      payment_method: null,
       original_tx_no: body.original_tx_no,
       params: { reason: body.reason },
     };

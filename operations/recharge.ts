@@ -15,7 +15,7 @@ import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { cardWithQrSql, type QrParties } from '../db/queries/qr.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
-import { amountOf, defineKind, defineRoute, type Applied } from './kind.js';
+import { amountOf, cardDraft, defineKind, defineRoute, type Applied } from './kind.js';
 import { EXTERNAL_METHODS } from './payment.js';
 
 /** The card of a top-up at the till, locked, with the presented QR (not locked: a top-up does not consume it) and who is involved. */
@@ -154,15 +154,11 @@ export const recharge = defineKind({
     const amount = parseAmount(body.amount, config.MAX_RECHARGE);
     const { card } = await cardFor(params.id!, 'pay');
     return {
-      type: 'recharge',
-      merchant_id: null,
+      ...cardDraft('recharge', card.id),
       member_id: principal.memberId,
-      card_id: card.id,
-      qr_token_hash: null,
       amount_minor: amount,
       payment_method: body.payment_method,
       payment_reference: body.payment_reference ?? null,
-      original_tx_no: null,
       params: { tag: body.tag },
     };
   },

@@ -13,7 +13,7 @@ import { lockCardStatement, type LockedCard } from '../db/queries/member-cards.j
 import type { Read } from '../db/knex.js';
 import type { OperationRecord } from '../db/queries/operations.js';
 import { findMerchantTransaction, lockPaymentForRefund, refundOnPayment, transactionInsert } from '../db/queries/transactions.js';
-import { amountOf, defineKind, type Applied } from './kind.js';
+import { amountOf, cardDraft, defineKind, type Applied } from './kind.js';
 
 /**
  * A refund (DESIGN.md §2): partial or whole, cumulative refunds capped at the payment's final
@@ -92,13 +92,9 @@ export const refund = defineKind({
     const original = await findMerchantTransaction(db, body.original_tx_no, principal.merchantId!);
     if (!original) throw new AppError('ORIGINAL_TX_NOT_FOUND', `No transaction ${body.original_tx_no} of this merchant`, undefined, false, 404);
     return {
-      type: 'refund',
+      ...cardDraft('refund', original.card_id),
       merchant_id: principal.merchantId,
-      member_id: null,
-      card_id: original.card_id,
-      qr_token_hash: null,
       amount_minor: amount,
-      payment_method: null,
       original_tx_no: body.original_tx_no,
       params: { reason: body.reason, tag: body.tag },
     };

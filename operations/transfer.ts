@@ -20,7 +20,7 @@ import { cardChange, type BalanceReason } from '../db/queries/ledgers.js';
 import { lockCardWith, type LockedCardWith } from '../db/queries/member-cards.js';
 import { lockOperationStatement, type Ending, type OperationRecord } from '../db/queries/operations.js';
 import { nextTxNoSql, transactionInsert } from '../db/queries/transactions.js';
-import { amountOf, defineInternalKind, defineKind, type Applied, type FollowUp } from './kind.js';
+import { amountOf, cardDraft, defineInternalKind, defineKind, type Applied, type FollowUp } from './kind.js';
 
 /**
  * A transfer between two cards (API.md "Operator money tools") runs as three operations, each on
@@ -188,14 +188,9 @@ export const transfer = defineKind({
       if (!isRechargeable(card.type)) throw new AppError('UNPROCESSABLE', 'Only prepaid and corporate cards take part in transfers', { card_id: card.id, type: card.type });
     }
     return {
-      type: 'transfer',
-      merchant_id: null,
+      ...cardDraft('transfer', source.card.id),
       member_id: principal.memberId,
-      card_id: source.card.id,
-      qr_token_hash: null,
       amount_minor: amount,
-      payment_method: null,
-      original_tx_no: null,
       params: { to_card_id: destination.card.id, tag: body.tag },
     };
   },
