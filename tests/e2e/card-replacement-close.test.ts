@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { sha256 } from '../../domain/tokens.js';
 import { runCli } from '../helpers/cli.js';
-import { closeCard, ownDatabase, replaceCard, transfer } from '../helpers/card-ops.js';
+import { freshDatabase } from '../helpers/fresh-database.js';
+import { closeCard, replaceCard, transfer } from '../helpers/card-ops.js';
 import { bind, createAppKey, createMember, createMerchant, DEFAULT_BINDING_PASSWORD, issueCard, memberToken } from '../helpers/fixtures.js';
 import { charge, chargeOk, expectError, expectFailed, expectLedgersMatch, expectSucceeded, getCard, issueQr, recharge, rechargeOk, refund } from '../helpers/money.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
@@ -18,11 +19,11 @@ const luhnOk = (digits: string) =>
 describe('e2e: card replacement and card close', function () {
   this.timeout(60_000);
   let sys: TestSystem;
-  let database: Awaited<ReturnType<typeof ownDatabase>>;
+  let database: Awaited<ReturnType<typeof freshDatabase>>;
   let merchantKey: string;
 
   before(async () => {
-    database = await ownDatabase('mps_cardops');
+    database = await freshDatabase('mps_cardops');
     sys = await startSystem({}, { databaseUrl: database.url });
     merchantKey = (await createMerchant(sys)).key;
   });

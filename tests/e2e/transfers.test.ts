@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { runCli } from '../helpers/cli.js';
-import { awaitOperation, closeCard, ownDatabase, transfer } from '../helpers/card-ops.js';
+import { freshDatabase } from '../helpers/fresh-database.js';
+import { awaitOperation, closeCard, transfer } from '../helpers/card-ops.js';
 import { bind, createAppKey, createMember, createMerchant, issueCard, memberToken } from '../helpers/fixtures.js';
 import { expectError, expectFailed, expectLedgersMatch, expectSucceeded, getCard, newKey, rechargeOk } from '../helpers/money.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
@@ -9,11 +10,11 @@ import { startSystem, type TestSystem } from '../helpers/system.js';
 describe('e2e: transfers between cards', function () {
   this.timeout(60_000);
   let sys: TestSystem;
-  let database: Awaited<ReturnType<typeof ownDatabase>>;
+  let database: Awaited<ReturnType<typeof freshDatabase>>;
   let appKey: string;
 
   before(async () => {
-    database = await ownDatabase('mps_transfers');
+    database = await freshDatabase('mps_transfers');
     // MAX_BALANCE 2,000.00: a destination's balance limit is easy to reach.
     sys = await startSystem({ MAX_BALANCE: 200_000 }, { databaseUrl: database.url });
     appKey = await createAppKey(sys);

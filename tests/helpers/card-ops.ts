@@ -1,8 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import type { Knex } from 'knex';
-import { createKnex, migrateLatest } from '../../db/knex.js';
-import { testEnv } from './env.js';
 import type { HttpResult } from './http.js';
 import { newKey, type OperationJson, type OpOptions } from './money.js';
 import type { TestSystem } from './system.js';
@@ -43,23 +40,4 @@ export async function awaitOperation(sys: TestSystem, id: string, key = sys.admi
     if (res.body.status === 'succeeded' || res.body.status === 'failed') return res.body;
   }
   throw new Error(`operation ${id} still open`);
-}
-
-/** A database of the test server for one test file, migrated: for checks over every card (verify-ledger) that other files' rows must not sway. */
-export async function ownDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const admin: Knex = createKnex(testEnv.databaseUrl, 1, () => undefined);
-  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
-  await admin.raw(`CREATE DATABASE ${name}`);
-  const url = new URL(testEnv.databaseUrl);
-  url.pathname = `/${name}`;
-  const migrator = createKnex(url.toString(), 2, () => undefined);
-  await migrateLatest(migrator);
-  await migrator.destroy();
-  return {
-    url: url.toString(),
-    drop: async () => {
-      await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.destroy();
-    },
-  };
 }
