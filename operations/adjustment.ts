@@ -77,7 +77,7 @@ export const adjustment = defineKind({
   needsApproval: (draft, config) => draft.amount_minor !== null && adjustmentNeedsApproval(draft.amount_minor, config.ADJUSTMENT_APPROVAL_OVER),
   apply: applyAdjustment,
   refusals: ADJUSTMENT_REFUSALS,
-  events: { succeeded: 'adjustment.succeeded' },
+  events: { succeeded: 'adjustment.succeeded', failed: 'adjustment.failed' },
   transactionTypes: ['adjustment'],
   balanceReasons: ['adjustment'],
   pointReasons: [],

@@ -82,7 +82,7 @@ export const rechargeReversal = defineKind({
   },
   apply: applyRechargeReversal,
   refusals: RECHARGE_REVERSAL_REFUSALS,
-  events: { succeeded: 'recharge_reversal.succeeded' },
+  events: { succeeded: 'recharge_reversal.succeeded', failed: 'recharge_reversal.failed' },
   transactionTypes: ['recharge_reversal'],
   balanceReasons: ['recharge_reversal'],
   pointReasons: [],

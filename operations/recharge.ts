@@ -165,7 +165,7 @@ export const recharge = defineKind({
   moreRoutes: [atTheTill],
   apply: applyRecharge,
   refusals: RECHARGE_REFUSALS,
-  events: { succeeded: 'recharge.succeeded' },
+  events: { succeeded: 'recharge.succeeded', failed: 'recharge.failed' },
   transactionTypes: ['recharge'],
   balanceReasons: ['recharge'],
   pointReasons: [],

@@ -4,7 +4,7 @@ import { AppError, type ErrorCode } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
 import { partitionOf } from '../domain/partition.js';
 import { auditAppend, takeChainTurn, type ChainTurn } from '../db/queries/audit-events.js';
-import { eventInsert } from '../db/queries/events.js';
+import { eventInsert, type OutboxEvent } from '../db/queries/events.js';
 import type { Read, Statement } from '../db/knex.js';
 import {
   finishOperation,
@@ -227,15 +227,22 @@ export async function failOperation(deps: Deps, operationId: string, error: AppE
 
 /** A failed outcome with `error.code`; a kind with a failure event (payment.failed) tells its merchant through the outbox. */
 function refusal(trx: Knex.Transaction, op: OperationRecord, error: AppError) {
+  const event = refusalEvent(op, error);
+  const writes: Statement[] = event ? [eventInsert(trx, event).toSQL()] : [];
+  return { outcome: { status: 'failed' as const, code: error.code, message: error.message }, writes };
+}
+
+/** The outbox event of an operation refused with `error` (its kind's failure event), or undefined for a kind without one. */
+export function refusalEvent(op: OperationRecord, error: Pick<AppError, 'code' | 'message'>): OutboxEvent | undefined {
   const failed = kindOf(op.type).events?.failed;
+  if (!failed) return undefined;
   const data = {
     operation_id: op.id,
     amount: op.amount_minor === null ? null : formatMinor(op.amount_minor),
     external_order_id: op.params.external_order_id ?? null,
     error: { code: error.code, message: error.message },
   };
-  const writes: Statement[] = failed ? [eventInsert(trx, { merchantId: op.merchant_id, type: failed, data }).toSQL()] : [];
-  return { outcome: { status: 'failed' as const, code: error.code, message: error.message }, writes };
+  return { merchantId: op.merchant_id, type: failed, data };
 }
 
 function refusalAudit(op: OperationRecord, error: AppError) {

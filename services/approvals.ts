@@ -3,7 +3,9 @@ import { AppError, forbidden, notFound } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
 import type { Caller } from '../domain/principal.js';
 import { announcement, operationDoneChannel } from '../db/operation-done.js';
+import { writeEvent } from '../db/queries/events.js';
 import { approvedOperation, lockOperation, rejectedOperation, type OperationRecord } from '../db/queries/operations.js';
+import { refusalEvent } from '../operations/runner.js';
 import { auditBy } from './audit.js';
 import { enqueue } from './operations.js';
 
@@ -23,6 +25,9 @@ export async function decideApproval(deps: Deps, caller: Caller, id: string, dec
     if (op.status !== 'requires_approval') throw new AppError('CONFLICT', `The operation is ${op.status}: only one waiting for approval can be approved or rejected`, { status: op.status });
     if (op.api_key_id === caller.principal.keyId) throw forbidden('Four eyes: an admin key other than the one that asked must approve or reject this operation');
     const row = decision === 'approve' ? await approvedOperation(trx, id) : await rejectedOperation(trx, id, reason ? `Rejected by an approver: ${reason}` : 'Rejected by an approver');
+    // A rejection ends it like a refusal: its kind's failure event, with APPROVAL_REJECTED.
+    const event = decision === 'reject' ? refusalEvent(row!, { code: 'APPROVAL_REJECTED', message: row!.error_message! }) : undefined;
+    if (event) await writeEvent(trx, event.merchantId, event.type, event.data);
     await auditBy(trx, caller, {
       action: `operation.${decision}`,
       objectType: 'operation',

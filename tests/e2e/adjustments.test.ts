@@ -30,6 +30,12 @@ describe('e2e: adjustments and four eyes', function () {
     return { member, card };
   }
 
+  /** The outbox events of an operation: type, and for a refusal its code and amount. */
+  async function eventsOf(operationId: string) {
+    const rows = await sys.deps.db('events').whereRaw(`data->>'operation_id' = ?`, [operationId]).orderBy('created_at');
+    return rows.map((e) => (e.data.error ? { type: e.type, code: e.data.error.code, amount: e.data.amount } : { type: e.type }));
+  }
+
   it('a signed adjustment moves the balance: transaction `adjustment` with the signed amount and reason, ledger reason `adjustment`, audited', async () => {
     const { card } = await prepaid('50.00');
     const down = expectSucceeded(await adjust(sys, card.id, '-25.00', { reason: 'double credit on 12/01' }));
@@ -50,12 +56,15 @@ describe('e2e: adjustments and four eyes', function () {
     expect(history.body.data.map((t: { final_amount: string }) => t.final_amount)).to.deep.equal(['10.50', '-25.00']);
     const audit = await sys.deps.db('audit_events').where({ action: 'adjustment.succeeded', object_id: down.result!.tx_no }).first();
     expect(audit.context).to.include({ operation_id: down.id, amount_minor: -2_500, reason: 'double credit on 12/01' });
+    expect((await eventsOf(down.id)).map((e) => e.type)).to.deep.equal(['adjustment.succeeded']);
   });
 
   it('never below zero: INSUFFICIENT_BALANCE and nothing applied; exactly to 0 goes', async () => {
     const { card } = await prepaid('20.00');
     const op = expectFailed(await adjust(sys, card.id, '-20.01'), 'INSUFFICIENT_BALANCE');
     expect(await sys.deps.db('transactions').where({ operation_id: op.id })).to.have.length(0);
+    // The outbox hears of the refusal as of a success (API.md: `<type>.succeeded` / `.failed`).
+    expect(await eventsOf(op.id)).to.deep.equal([{ type: 'adjustment.failed', code: 'INSUFFICIENT_BALANCE', amount: '-20.01' }]);
     expect(expectSucceeded(await adjust(sys, card.id, '-20.00')).result).to.include({ balance: '0.00' });
     await expectLedgersMatch(sys, card.id, { balance: 0 });
   });
@@ -138,6 +147,7 @@ describe('e2e: adjustments and four eyes', function () {
     await expectLedgersMatch(sys, card.id, { balance: 5_000 });
     const audit = await sys.deps.db('audit_events').where({ object_type: 'operation', object_id: held.body.id, action: 'operation.reject' }).first();
     expect(audit.context).to.include({ reason: 'no ticket', amount: '200.00' });
+    expect(await eventsOf(held.body.id)).to.deep.equal([{ type: 'adjustment.failed', code: 'APPROVAL_REJECTED', amount: '200.00' }]);
   });
 
   it('its rules are judged when it runs: approved after the card was spent, it fails INSUFFICIENT_BALANCE', async () => {

@@ -56,7 +56,10 @@ describe('e2e: recharge reversals', function () {
   it('refuses what the card has spent (INSUFFICIENT_BALANCE): only what it still holds goes', async () => {
     const { card, txNo } = await rechargedCard('100.00');
     await chargeOk(sys, shopKey, card.id, '70.00');
-    expectFailed(await reverseRecharge(sys, card.id, { original_tx_no: txNo, amount: '30.01' }), 'INSUFFICIENT_BALANCE');
+    const refused = expectFailed(await reverseRecharge(sys, card.id, { original_tx_no: txNo, amount: '30.01' }), 'INSUFFICIENT_BALANCE');
+    const [event] = await sys.deps.db('events').whereRaw(`data->>'operation_id' = ?`, [refused.id]);
+    expect(event).to.include({ type: 'recharge_reversal.failed', merchant_id: null });
+    expect(event.data.error.code).to.equal('INSUFFICIENT_BALANCE');
     expectSucceeded(await reverseRecharge(sys, card.id, { original_tx_no: txNo, amount: '30.00' }));
     await expectLedgersMatch(sys, card.id, { balance: 0, points: 70 });
   });

@@ -91,6 +91,10 @@ describe('e2e: till top-ups (POST /v1/recharges)', function () {
     const qr = await issueQr(sys, card.id);
     const over = expectFailed(await tillRecharge(sys, shop.key, { qr, amount: '50.01' }), 'BALANCE_LIMIT_EXCEEDED');
     expect(await sys.deps.db('transactions').where({ operation_id: over.id })).to.have.length(0);
+    // The merchant hears of a failed top-up (it took the cash): recharge.failed in its outbox.
+    const [event] = await sys.deps.db('events').whereRaw(`data->>'operation_id' = ?`, [over.id]);
+    expect(event).to.include({ type: 'recharge.failed', merchant_id: shop.merchant.id });
+    expect(event.data).to.deep.include({ amount: '50.01', error: { code: 'BALANCE_LIMIT_EXCEEDED', message: event.data.error.message } });
     expectSucceeded(await tillRecharge(sys, shop.key, { qr, amount: '50.00' }));
     await expectLedgersMatch(sys, card.id, { balance: 10_000_000 });
 
