@@ -4,6 +4,14 @@ import { findCard, type MemberCardRow } from '../db/queries/member-cards.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
 
+/**
+ * A closed card refuses everything with CARD_NOT_ACTIVE (API.md "Operator money tools"), saying
+ * which card replaced it; call it on the row read under the card's lock.
+ */
+export function refuseIfClosed(card: { status: string; replaced_by?: string | null } | undefined): void {
+  if (card?.status === 'closed') throw new AppError('CARD_NOT_ACTIVE', 'The card is closed', card.replaced_by ? { replaced_by: card.replaced_by } : undefined);
+}
+
 /** What the caller wants to do with a card: read it, pay or recharge with it, or manage its bindings. */
 export type CardNeed = 'read' | 'pay' | 'manage';
 

@@ -6,7 +6,7 @@ import { AppError, forbidden, notFound } from '../domain/errors.js';
 import type { Caller } from '../domain/principal.js';
 import { lockCard, ownLimits, setCardLimits, type MemberCardRow } from '../db/queries/member-cards.js';
 import { auditBy } from './audit.js';
-import { cardFor } from './card-access.js';
+import { cardFor, refuseIfClosed } from './card-access.js';
 
 /**
  * Sets a card's own limits (API.md PUT /v1/cards/:id/limits): the named ones change (null: back
@@ -25,6 +25,7 @@ export async function setLimits(deps: Deps, caller: Caller, cardId: string, chan
   return deps.db.transaction(async (trx) => {
     const locked = await lockCard(trx, card.id);
     if (!locked) throw notFound('card');
+    refuseIfClosed(locked);
     const row = await setCardLimits(trx, card.id, change);
     await auditBy(trx, caller, { action: 'card.limits', objectType: 'card', objectId: card.id, context: { before: ownLimits(locked), after: ownLimits(row) } });
     return row;

@@ -17,7 +17,7 @@ import { formatMinor, parseAmount } from '../domain/money.js';
 import type { Caller } from '../domain/principal.js';
 import { fieldError } from '../domain/validate.js';
 import { auditBy } from './audit.js';
-import { cardFor } from './card-access.js';
+import { cardFor, refuseIfClosed } from './card-access.js';
 
 const BCRYPT_COST = 10;
 
@@ -120,7 +120,7 @@ export async function bindCard({ db, config }: Deps, caller: Caller, input: { ca
     // Bindings of one card take turns, so two concurrent binds cannot both pass the limit.
     const locked = await lockCard(trx, found.id);
     // Told only to who knows the password, under the lock a replacement closes the card with: a closed card takes no new members.
-    if (locked?.status === 'closed') throw new AppError('CARD_NOT_ACTIVE', 'The card is closed', { replaced_by: locked.replaced_by });
+    refuseIfClosed(locked);
     if (await findBinding(trx, found.id, input.memberId)) throw conflict('The member is already bound to this card');
     if ((await countBindings(trx, found.id)) >= config.MAX_BINDINGS_PER_CARD) {
       throw new AppError('BINDING_LIMIT_REACHED', `A card may have at most ${config.MAX_BINDINGS_PER_CARD} bindings`);
@@ -138,7 +138,7 @@ export async function unbindCard(db: Db, caller: Caller, cardId: string, memberI
   const self = principal.role === 'member' && principal.memberId === memberId;
   if (principal.role === 'member' && !self && bindingRole !== 'owner' && bindingRole !== 'admin') throw forbidden('Only the card owner or a card admin may remove another member');
   return db.transaction(async (trx) => {
-    await lockCard(trx, card.id);
+    refuseIfClosed(await lockCard(trx, card.id));
     const binding = await findBinding(trx, card.id, memberId);
     if (!binding) throw notFound('binding');
     if (binding.role === 'owner') throw conflict('The owner binding cannot be removed');
@@ -161,7 +161,7 @@ async function ownedOrAdmin(db: Db, caller: Caller, cardId: string): Promise<Mem
 export async function changeBindingRole(db: Db, caller: Caller, cardId: string, memberId: string, role: Exclude<BindingRole, 'owner'>): Promise<BindingRow> {
   const card = await ownedOrAdmin(db, caller, cardId);
   return db.transaction(async (trx) => {
-    await lockCard(trx, card.id);
+    refuseIfClosed(await lockCard(trx, card.id));
     const binding = await findBinding(trx, card.id, memberId);
     if (!binding) throw notFound('binding');
     if (binding.role === 'owner') throw conflict('The owner binding keeps its role');
@@ -178,7 +178,7 @@ export async function rotateBindingPassword(db: Db, caller: Caller, cardId: stri
   if (!isShareable(card.type)) throw new AppError('UNPROCESSABLE', 'Only shared cards (prepaid, corporate) have a binding password');
   const hash = await bcrypt.hash(password, BCRYPT_COST);
   await db.transaction(async (trx) => {
-    await lockCard(trx, card.id);
+    refuseIfClosed(await lockCard(trx, card.id));
     await setBindingPasswordHash(trx, card.id, hash);
     await auditBy(trx, caller, { action: 'card.binding_password', objectType: 'card', objectId: card.id, context: {} });
   });
@@ -189,7 +189,7 @@ export async function adjustPoints(db: Db, caller: Caller, cardId: string, input
   return db.transaction(async (trx) => {
     const card = await lockCard(trx, cardId);
     if (!card) throw notFound('card');
-    if (card.status === 'closed') throw new AppError('CARD_NOT_ACTIVE', 'The card is closed');
+    refuseIfClosed(card);
     if (card.type === 'corporate' || card.type === 'voucher') throw new AppError('UNPROCESSABLE', `${card.type} cards do not carry points`);
     if (card.points + input.delta < 0) throw new AppError('UNPROCESSABLE', `Points cannot go below 0: the card has ${card.points}`, { points: card.points, delta: input.delta });
     const level = levelAfterPoints(card.level, card.points + input.delta, input.delta, await loadLevels(trx));

@@ -6,11 +6,14 @@ import { endQrTokens } from '../db/queries/qr.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { Caller } from '../domain/principal.js';
 import { auditBy } from './audit.js';
+import { refuseIfClosed } from './card-access.js';
 
 /** What an admin can switch on and off, and how each is locked and changed. */
 interface Subject<Row> {
   lock(trx: Db, id: string): Promise<{ status: string } | undefined>;
   set(trx: Db, id: string, from: string, to: string): Promise<Row>;
+  /** Refuses a row no action may change, before the status check's 409 (a closed card: CARD_NOT_ACTIVE). */
+  refuse?(row: { status: string }): void;
   /** What else entering `to` ends, for the audit event. */
   also?(trx: Db, id: string, to: string): Promise<Record<string, unknown>>;
   /** Each action: the status it leaves and the one it enters. */
@@ -21,6 +24,7 @@ const SUBJECTS = {
   card: {
     // The card lock orders this after any payment of the card already running.
     lock: lockCard,
+    refuse: refuseIfClosed,
     set: async (trx, id, from, to) => (await setCardStatus(trx, id, from, to))!,
     // A frozen card's QR codes end with it: one shown before the freeze must not pay after the unfreeze.
     async also(trx, id, to) {
@@ -62,6 +66,7 @@ export async function changeStatus<S extends StatusSubject>(db: Db, caller: Call
   return db.transaction(async (trx): Promise<RowOf<S>> => {
     const current = await s.lock(trx, id);
     if (!current) throw notFound(subject);
+    s.refuse?.(current);
     if (current.status !== from) throw new AppError('CONFLICT', `The ${subject} is ${current.status}; only a ${from} ${subject} can be changed by ${action}`, { status: current.status });
     const row = await s.set(trx, id, from, to);
     const also = s.also ? await s.also(trx, id, to) : {};

@@ -3,6 +3,7 @@ import { sha256 } from '../../domain/tokens.js';
 import { runCli } from '../helpers/cli.js';
 import { freshDatabase } from '../helpers/fresh-database.js';
 import { closeCard, replaceCard, transfer } from '../helpers/card-ops.js';
+import { adjust, putLimits } from '../helpers/operator-money.js';
 import { bind, createAppKey, createMember, createMerchant, DEFAULT_BINDING_PASSWORD, issueCard, memberToken } from '../helpers/fixtures.js';
 import { charge, chargeOk, expectError, expectFailed, expectLedgersMatch, expectSucceeded, getCard, issueQr, recharge, rechargeOk, refund } from '../helpers/money.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
@@ -157,7 +158,16 @@ describe('e2e: card replacement and card close', function () {
       expectFailed(await refund(sys, merchantKey, { original_tx_no: paid.result!.tx_no, amount: '10.00' }), 'CARD_NOT_ACTIVE');
       expectFailed(await closeCard(sys, card.id), 'CARD_NOT_ACTIVE');
       expectError(await sys.http.post(`/v1/cards/${card.id}/qr`, {}, { key: sys.adminKey }), 422, 'CARD_NOT_ACTIVE');
-      expectError(await sys.http.post(`/v1/cards/${card.id}/unfreeze`, {}, { key: sys.adminKey }), 409, 'CONFLICT');
+      // Every command on the card, not only money, says it is closed.
+      for (const action of ['freeze', 'unfreeze']) expectError(await sys.http.post(`/v1/cards/${card.id}/${action}`, {}, { key: sys.adminKey }), 422, 'CARD_NOT_ACTIVE');
+      expectError(await putLimits(sys, card.id, { daily_payment_count: 3 }), 422, 'CARD_NOT_ACTIVE');
+      expectError(await putLimits(sys, card.id, { daily_payment_count: 3 }, await memberToken(sys, owner.id)), 422, 'CARD_NOT_ACTIVE');
+      expectError(await sys.http.post(`/v1/cards/${card.id}/binding-password`, { password: 'Closed-card-1' }, { key: sys.adminKey }), 422, 'CARD_NOT_ACTIVE');
+      expectError(await sys.http.patch(`/v1/cards/${card.id}/bindings/${owner.id}`, { role: 'viewer' }, { key: sys.adminKey }), 422, 'CARD_NOT_ACTIVE');
+      expectError(await sys.http.delete(`/v1/cards/${card.id}/bindings/${owner.id}`, { key: sys.adminKey }), 422, 'CARD_NOT_ACTIVE');
+      expectError(await sys.http.post(`/v1/cards/${card.id}/points-adjustments`, { delta: 5, reason: 'closed' }, { key: sys.adminKey }), 422, 'CARD_NOT_ACTIVE');
+      expectFailed(await adjust(sys, card.id, '5.00'), 'CARD_NOT_ACTIVE');
+      expect(await sys.deps.db('member_cards').where({ id: card.id }).first()).to.include({ daily_payment_count: null });
       await expectLedgersMatch(sys, card.id, { balance: 0 });
       const audit = await sys.deps.db('audit_events').where({ action: 'card_close.succeeded', object_id: card.id }).first();
       expect(audit.context).to.include({ payout_minor: 20_000, payout_method: 'bank_transfer', payout_reference: 'WIRE-2026-0001' });
