@@ -74,7 +74,7 @@ export async function acceptOperation<Body>(
     },
     route.card === 'qr' ? { hash: draft.qr_token_hash!, partitions } : undefined,
   ).catch((err: unknown) => {
-    if (isUniqueViolation(err, 'operations_payment_reference')) throw new AppError('PAYMENT_REFERENCE_USED', 'This payment_reference has already been credited', { payment_method: draft.payment_method, payment_reference: draft.payment_reference });
+    if (isUniqueViolation(err, 'operations_payment_reference')) throw new AppError('PAYMENT_REFERENCE_USED', 'This payment_reference is credited, or being credited, by another recharge', { payment_method: draft.payment_method, payment_reference: draft.payment_reference });
     throw err;
   });
   if (!inserted) {

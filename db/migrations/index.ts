@@ -50,6 +50,7 @@ import * as operationFollowUps from './20261201005200_operations_follow_ups.js';
 import * as cardOperationTransactions from './20261201005300_transactions_of_card_operations.js';
 import * as cardOperationKinds from './20261201005900_card_operation_kinds.js';
 import * as operationsIndexDiet from './20261201006000_operations_index_diet.js';
+import * as paymentReferenceOfOpenRecharges from './20261201006100_payment_reference_of_open_recharges.js';
 
 type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void>; config?: { transaction?: boolean } };
 
@@ -106,6 +107,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '20261201005300_transactions_of_card_operations': cardOperationTransactions,
   '20261201005900_card_operation_kinds': cardOperationKinds,
   '20261201006000_operations_index_diet': operationsIndexDiet,
+  '20261201006100_payment_reference_of_open_recharges': paymentReferenceOfOpenRecharges,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

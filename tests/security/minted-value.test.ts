@@ -134,4 +134,20 @@ describe('security: minted value (recharges, API.md contract)', function () {
     expect(code, `second use of the reference: ${again.text}`).to.equal('PAYMENT_REFERENCE_USED');
     expect((await getCard(sys, card.id)).balance, 'credited once').to.equal('50.00');
   });
+
+  it('a recharge that failed credited nothing, so its payment_reference may credit a later one (once)', async () => {
+    const member = await createMember(sys);
+    const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: member.id });
+    const body = { amount: '40.00', payment_method: 'credit_card', payment_reference: `ch_${randomUUID()}` } as never;
+    expect((await sys.http.post(`/v1/cards/${card.id}/freeze`, {}, { key: sys.adminKey })).status).to.equal(200);
+    const refused = await recharge(sys, card.id, body, { key: appKey });
+    expect(refused.body.status, refused.text).to.equal('failed');
+    expect(refused.body.error.code).to.equal('CARD_NOT_ACTIVE');
+    expect((await sys.http.post(`/v1/cards/${card.id}/unfreeze`, {}, { key: sys.adminKey })).status).to.equal(200);
+
+    const retried = await recharge(sys, card.id, body, { key: appKey });
+    expect(retried.body.status, retried.text).to.equal('succeeded');
+    expectCode(await recharge(sys, card.id, body, { key: appKey }), 409, 'PAYMENT_REFERENCE_USED', 'after the credit');
+    expect((await getCard(sys, card.id)).balance, 'credited once').to.equal('40.00');
+  });
 });
