@@ -142,7 +142,7 @@ describe('security: minted value (recharges, API.md contract)', function () {
     expect((await sys.http.post(`/v1/cards/${card.id}/freeze`, {}, { key: sys.adminKey })).status).to.equal(200);
     const refused = await recharge(sys, card.id, body, { key: appKey });
     expect(refused.body.status, refused.text).to.equal('failed');
-    expect(refused.body.error.code).to.equal('CARD_NOT_ACTIVE');
+    expect(refused.body.error?.code).to.equal('CARD_NOT_ACTIVE');
     expect((await sys.http.post(`/v1/cards/${card.id}/unfreeze`, {}, { key: sys.adminKey })).status).to.equal(200);
 
     const retried = await recharge(sys, card.id, body, { key: appKey });
