@@ -1,3 +1,4 @@
+import { Batcher } from '../batcher.js';
 import { prepared, runTogether, type Db, type Statement } from '../knex.js';
 import { partitionSql } from '../../domain/partition.js';
 
@@ -87,13 +88,41 @@ export async function findByIdempotencyKey(db: Db, principal: string, key: strin
   return db<OperationRecord>('operations').where({ principal, idempotency_key: key }).first();
 }
 
+/** Where an accepted operation's card comes from when the client named it by QR: the card of the QR with that hash. */
+export interface CardOfQr {
+  hash: string;
+  partitions: number;
+}
+
 /**
  * Inserts unless the (principal, key) pair exists; returns undefined when a concurrent request won.
  * With `cardOfQr`, the card and member are those of the QR with that hash, found in the same
  * statement (null when there is none), and the partition is the card's (the operation's own id's
- * when there is none).
+ * when there is none). Outside a transaction, concurrent calls of the process share one statement
+ * and one commit (group commit: insertOperations).
  */
-export async function insertOperation(db: Db, op: NewOperation, cardOfQr?: { hash: string; partitions: number }): Promise<OperationRecord | undefined> {
+export function insertOperation(db: Db, op: NewOperation, cardOfQr?: CardOfQr): Promise<OperationRecord | undefined> {
+  if (db.isTransaction) return insertOne(db, { op, cardOfQr });
+  let batcher = acceptanceBatchers.get(db);
+  if (!batcher) {
+    batcher = new Batcher<Acceptance, OperationRecord | undefined>({ many: (rows) => insertOperations(db, rows), one: (row) => insertOne(db, row) }, ACCEPTANCE_BATCH_MAX, ACCEPTANCES_IN_FLIGHT);
+    acceptanceBatchers.set(db, batcher);
+  }
+  return batcher.submit({ op, cardOfQr });
+}
+
+interface Acceptance {
+  op: NewOperation;
+  cardOfQr?: CardOfQr;
+}
+
+// Up to 64 rows a statement, two statements at a time per pool: one lets a batch gather while the
+// other is in Postgres, and the pool keeps connections for every other query.
+const ACCEPTANCE_BATCH_MAX = 64;
+const ACCEPTANCES_IN_FLIGHT = 2;
+const acceptanceBatchers = new WeakMap<Db, Batcher<Acceptance, OperationRecord | undefined>>();
+
+async function insertOne(db: Db, { op, cardOfQr }: Acceptance): Promise<OperationRecord | undefined> {
   const row = { ...op, params: JSON.stringify(op.params) };
   const fromQr = cardOfQr && {
     card_id: db.raw('(SELECT card_id FROM qr)'),
@@ -107,6 +136,39 @@ export async function insertOperation(db: Db, op: NewOperation, cardOfQr?: { has
     [...(cardOfQr ? [cardOfQr.hash] : []), ...insert.bindings],
   ));
   return rows[0];
+}
+
+/**
+ * insertOne for many rows in one statement: the rows travel as one JSON array (so the text, and
+ * its prepared plan, depend only on which columns the rows name), a row whose card comes from its
+ * QR takes that QR's card, member and partition, and each row's answer is its inserted record, or
+ * undefined when its (principal, key) pair existed. The same key twice in one batch inserts once.
+ */
+export async function insertOperations(db: Db, rows: Acceptance[]): Promise<(OperationRecord | undefined)[]> {
+  const columns = [...new Set(rows.flatMap(({ op }) => Object.keys(op).filter((c) => op[c as keyof NewOperation] !== undefined)))].sort();
+  // Only rows of a QR use the partition count (theirs is the card's); the text binds it once whatever the rows.
+  const partitions = rows.find((r) => r.cardOfQr)?.cardOfQr?.partitions ?? 1;
+  const pick = (column: string) => {
+    if (column === 'status') return `coalesce(i.status, 'queued')`;
+    if (column === 'card_id' || column === 'member_id') return `CASE WHEN i.of_qr THEN q.${column} ELSE i.${column} END`;
+    if (column === 'partition') return `CASE WHEN i.of_qr THEN ${partitionSql('coalesce(q.card_id::text, i.id)')} ELSE i.partition END`;
+    return `i.${column}`;
+  };
+  const selected = [...new Set([...columns, 'card_id', 'member_id', 'partition'])].sort();
+  const json = rows.map(({ op, cardOfQr }) => ({ ...op, ...(cardOfQr ? { qr_token_hash: cardOfQr.hash, of_qr: true } : {}) }));
+  const { rows: inserted } = await prepared(db.raw<{ rows: OperationRecord[] }>(
+    `WITH i AS (
+       SELECT r.*, coalesce((e.j ->> 'of_qr')::boolean, false) AS of_qr, e.n
+         FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS e(j, n), LATERAL jsonb_populate_record(NULL::operations, e.j) AS r)
+     INSERT INTO operations (${selected.join(', ')})
+     SELECT ${selected.map(pick).join(', ')}
+       FROM i LEFT JOIN card_qr_state q ON i.of_qr AND q.token_hash = i.qr_token_hash
+      ORDER BY i.n
+     ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
+    [JSON.stringify(json), partitions],
+  ));
+  const byId = new Map(inserted.map((op) => [op.id, op]));
+  return rows.map(({ op }) => byId.get(op.id));
 }
 
 /**
