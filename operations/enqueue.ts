@@ -1,6 +1,7 @@
 import type { JobsOptions } from 'bullmq';
 import type { Deps } from '../app/deps.js';
 import type { Config } from '../config/env.js';
+import { Batcher } from '../db/batcher.js';
 
 /**
  * All job options of card operations in one place (CONVENTIONS.md 2): the job id is the operation
@@ -19,14 +20,34 @@ export function operationJobOptions(config: Config, operationId: string): JobsOp
   };
 }
 
+type Enqueueable = { id: string; type: string; partition: number };
+
 /**
  * Enqueues an operation's job on its partition (the job name is its type). Redis trouble does not
- * lose the operation: its row is committed, and the reconciler enqueues it later.
+ * lose the operation: its row is committed, and the reconciler enqueues it later. Concurrent
+ * enqueues of the process share one pipeline per partition (db/batcher.ts).
  */
-export async function enqueueOperation(deps: Deps, op: { id: string; type: string; partition: number }): Promise<void> {
+export async function enqueueOperation(deps: Deps, op: Enqueueable): Promise<void> {
+  let batcher = enqueueBatchers.get(deps.queues);
+  if (!batcher) {
+    batcher = new Batcher<Enqueueable, void>({ many: (ops) => addJobs(deps, ops), one: (one) => addJobs(deps, [one]).then(() => undefined) }, 256, 2);
+    enqueueBatchers.set(deps.queues, batcher);
+  }
   try {
-    await deps.queues.partitions[op.partition]!.add(op.type, { operationId: op.id }, operationJobOptions(deps.config, op.id));
+    await batcher.submit(op);
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, operation_id: op.id }, 'enqueue failed; the reconciler will enqueue it');
   }
+}
+
+const enqueueBatchers = new WeakMap<Deps['queues'], Batcher<Enqueueable, void>>();
+
+/** One addBulk (one pipeline) per partition the operations are on. */
+async function addJobs(deps: Deps, ops: Enqueueable[]): Promise<void[]> {
+  const byPartition = new Map<number, Enqueueable[]>();
+  for (const op of ops) byPartition.set(op.partition, [...(byPartition.get(op.partition) ?? []), op]);
+  await Promise.all(
+    [...byPartition].map(([partition, jobs]) => deps.queues.partitions[partition]!.addBulk(jobs.map((op) => ({ name: op.type, data: { operationId: op.id }, opts: operationJobOptions(deps.config, op.id) })))),
+  );
+  return ops.map(() => undefined);
 }
