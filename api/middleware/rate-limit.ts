@@ -1,10 +1,45 @@
 import type { NextFunction, Request, Response } from 'express';
+import { Cluster } from 'ioredis';
 import type { Deps } from '../../app/deps.js';
+import type { RedisClient } from '../../config/redis.js';
+import { Batcher } from '../../db/batcher.js';
 import { AppError } from '../../domain/errors.js';
 
 // Counts a hit and gives the window's key its expiry on the first one: one command per check
-// (a MULTI of INCR and PEXPIRE is four, and builds an ioredis pipeline every time).
+// (a MULTI of INCR and PEXPIRE is four, and builds an ioredis pipeline every time). Sent by its
+// SHA (EVALSHA), not its text, and the hits of concurrent requests share one pipeline.
 const HIT = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n`;
+
+interface Hit {
+  key: string;
+  ttlMs: number;
+}
+interface CountsHits {
+  mpsCountHit(key: string, ttlMs: number): Promise<unknown>;
+}
+
+const hitCounters = new WeakMap<RedisClient, Batcher<Hit, number>>();
+
+/** The process's counter of hits on `redis`: one pipeline for the hits of a moment (one at a time on a Cluster, whose pipelines stay in one slot). */
+function hitCounter(redis: RedisClient): Batcher<Hit, number> {
+  let counter = hitCounters.get(redis);
+  if (!counter) {
+    redis.defineCommand('mpsCountHit', { numberOfKeys: 1, lua: HIT });
+    const one = async ({ key, ttlMs }: Hit) => Number(await (redis as unknown as CountsHits).mpsCountHit(key, ttlMs));
+    const many = async (hits: Hit[]) => {
+      if (redis instanceof Cluster) return Promise.all(hits.map(one));
+      const pipeline = redis.pipeline();
+      for (const { key, ttlMs } of hits) (pipeline as unknown as CountsHits).mpsCountHit(key, ttlMs);
+      return ((await pipeline.exec()) ?? []).map(([err, count]) => {
+        if (err) throw err;
+        return Number(count);
+      });
+    };
+    counter = new Batcher({ many, one }, 256, 2);
+    hitCounters.set(redis, counter);
+  }
+  return counter;
+}
 
 /**
  * Fixed-window limit shared by all API processes through Redis. When Redis is down the limit
@@ -36,7 +71,7 @@ export async function countHit(deps: Pick<Deps, 'redis' | 'config' | 'logger'>, 
   const key = `${deps.config.QUEUE_PREFIX}:rl:${bucket}:${id}:${window}`;
   let count: number;
   try {
-    count = Number(await deps.redis.eval(HIT, 1, key, windowMs + 1000));
+    count = await hitCounter(deps.redis).submit({ key, ttlMs: windowMs + 1000 });
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, bucket }, 'rate limiter unavailable; allowing');
     return;
