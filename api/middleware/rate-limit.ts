@@ -5,36 +5,34 @@ import type { RedisClient } from '../../config/redis.js';
 import { Batcher } from '../../db/batcher.js';
 import { AppError } from '../../domain/errors.js';
 
-// Counts a hit and gives the window's key its expiry on the first one: one command per check
-// (a MULTI of INCR and PEXPIRE is four, and builds an ioredis pipeline every time). Sent by its
-// SHA (EVALSHA), not its text, and the hits of concurrent requests share one pipeline.
-const HIT = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n`;
+// Counts a hit on each key and gives a window's key its expiry on its first one: one command for
+// the hits of concurrent requests (a MULTI of INCR and PEXPIRE would be four per hit), sent by its
+// SHA (EVALSHA), not its text. On a Cluster, whose scripts keep to one slot, one call per hit.
+const HITS = `local counts = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
+  counts[i] = n
+end
+return counts`;
 
-interface Hit {
-  key: string;
-  ttlMs: number;
-}
 interface CountsHits {
-  mpsCountHit(key: string, ttlMs: number): Promise<unknown>;
+  mpsCountHits(keyCount: number, ...keysThenTtl: (string | number)[]): Promise<number[]>;
 }
 
-const hitCounters = new WeakMap<RedisClient, Batcher<Hit, number>>();
+const WINDOW_MS = 60_000;
+// A window's key outlives its minute a little, so a slow clock never restarts a count.
+const KEY_TTL_MS = WINDOW_MS + 1000;
+const hitCounters = new WeakMap<RedisClient, Batcher<string, number>>();
 
-/** The process's counter of hits on `redis`: one pipeline for the hits of a moment (one at a time on a Cluster, whose pipelines stay in one slot). */
-function hitCounter(redis: RedisClient): Batcher<Hit, number> {
+/** The process's counter of hits on `redis`: the keys hit at one moment go in one call. */
+function hitCounter(redis: RedisClient): Batcher<string, number> {
   let counter = hitCounters.get(redis);
   if (!counter) {
-    redis.defineCommand('mpsCountHit', { numberOfKeys: 1, lua: HIT });
-    const one = async ({ key, ttlMs }: Hit) => Number(await (redis as unknown as CountsHits).mpsCountHit(key, ttlMs));
-    const many = async (hits: Hit[]) => {
-      if (redis instanceof Cluster) return Promise.all(hits.map(one));
-      const pipeline = redis.pipeline();
-      for (const { key, ttlMs } of hits) (pipeline as unknown as CountsHits).mpsCountHit(key, ttlMs);
-      return ((await pipeline.exec()) ?? []).map(([err, count]) => {
-        if (err) throw err;
-        return Number(count);
-      });
-    };
+    redis.defineCommand('mpsCountHits', { lua: HITS });
+    const count = (keys: string[]) => (redis as unknown as CountsHits).mpsCountHits(keys.length, ...keys, KEY_TTL_MS);
+    const one = async (key: string) => (await count([key]))[0]!;
+    const many = (keys: string[]) => (redis instanceof Cluster ? Promise.all(keys.map(one)) : count(keys));
     counter = new Batcher({ many, one }, 256, 2);
     hitCounters.set(redis, counter);
   }
@@ -65,19 +63,18 @@ export function rateLimit(
 
 /** Counts one hit of `id` in `bucket`; RATE_LIMITED past `perMinute` in the current minute. For limits that need the request authorized first. */
 export async function countHit(deps: Pick<Deps, 'redis' | 'config' | 'logger'>, bucket: string, perMinute: number, id: string): Promise<void> {
-  const windowMs = 60_000;
   const now = Date.now();
-  const window = Math.floor(now / windowMs);
+  const window = Math.floor(now / WINDOW_MS);
   const key = `${deps.config.QUEUE_PREFIX}:rl:${bucket}:${id}:${window}`;
   let count: number;
   try {
-    count = await hitCounter(deps.redis).submit({ key, ttlMs: windowMs + 1000 });
+    count = await hitCounter(deps.redis).submit(key);
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, bucket }, 'rate limiter unavailable; allowing');
     return;
   }
   if (count > perMinute) {
-    const retryAfter = Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000));
+    const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
     throw new AppError('RATE_LIMITED', `Too many requests (${bucket}); retry after ${retryAfter} s`, { retry_after_s: retryAfter, bucket });
   }
 }

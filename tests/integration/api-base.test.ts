@@ -1,5 +1,7 @@
 import { expect } from 'chai';
+import { countHit } from '../../api/middleware/rate-limit.js';
 import { createApiKey } from '../../db/queries/api-keys.js';
+import type { AppError } from '../../domain/errors.js';
 import { chainHash, GENESIS_HASH, type AuditFields } from '../../domain/audit-chain.js';
 import { sha256 } from '../../domain/tokens.js';
 import { createMember, createMerchant, memberWithToken, randomCode } from '../helpers/fixtures.js';
@@ -152,6 +154,18 @@ describe('API base: request ids, error shape, limits, keys, audit', () => {
       expect(retryAfter).to.be.within(1, 60);
       expect(refused!.body.error.details.retry_after_s).to.equal(retryAfter);
       expect((await limited.http.get('/v1/levels', { key: other })).status).to.equal(200);
+    });
+
+    it('counts each of many concurrent hits once (they share one Redis call): `limit` pass, the rest are RATE_LIMITED', async () => {
+      const id = randomCode('RL');
+      const results = await Promise.allSettled(Array.from({ length: 12 }, () => countHit(limited.deps, 'concurrent', 5, id)));
+      const keys = await limited.deps.redis.keys(`${limited.config.QUEUE_PREFIX}:rl:concurrent:${id}:*`);
+      const perWindow = (await Promise.all(keys.map((k) => limited.deps.redis.get(k)))).map(Number);
+      expect(perWindow.reduce((sum, n) => sum + n, 0), 'every hit counted once').to.equal(12);
+      // 5 pass in a window (one window, unless the hits straddled a minute boundary).
+      expect(results.filter((r) => r.status === 'fulfilled').length).to.equal(perWindow.reduce((sum, n) => sum + Math.min(n, 5), 0));
+      for (const r of results) if (r.status === 'rejected') expect((r.reason as AppError).code).to.equal('RATE_LIMITED');
+      expect(await limited.deps.redis.pttl(keys[0]!)).to.be.within(1, 61_000);
     });
 
     it('refuses a limited write without making any change', async () => {
