@@ -27,7 +27,7 @@ describe('integration: migration unique_member_contacts on a database with dupli
     db = knexFactory({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 2 }, migrations: { migrationSource, tableName: 'knex_migrations' }, log: { warn: quiet, error: quiet, debug: quiet, deprecate: quiet } });
     await migrateLatest(db);
     // Back to just before the rule (this runs the down of every later migration, too).
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 200; i++) {
       const [done] = (await db.migrate.list()) as [{ name: string }[]];
       if (!done.some((m) => m.name === '20261201002110_unique_member_contacts')) break;
       await db.migrate.down();
