@@ -1,5 +1,5 @@
 import type { Deps } from '../app/deps.js';
-import { findBinding } from '../db/queries/bindings.js';
+import { auditAppend } from '../db/queries/audit-events.js';
 import { loadLevels } from '../db/queries/levels.js';
 import { findCard, type MemberCardRow } from '../db/queries/member-cards.js';
 import { endQrTokens, findQrByHash, issueQr, qrIssueParties, type QrLookup } from '../db/queries/qr.js';
@@ -10,7 +10,7 @@ import type { Caller } from '../domain/principal.js';
 import { invalidQrKey, RISK_RULES, windowStart } from '../domain/risk-rules.js';
 import { partitionOf } from '../domain/partition.js';
 import { newQrToken, sha256 } from '../domain/tokens.js';
-import { auditBy } from './audit.js';
+import { auditBy, auditInput } from './audit.js';
 import { cardFor } from './card-access.js';
 
 /**
@@ -44,18 +44,17 @@ export async function issueCardQr(
   const { card } = await cardFor(db, principal, cardId, 'pay');
   await countIssue(card.id);
   const memberId = principal.memberId ?? input.member_id ?? card.owner_member_id;
-  const binding = await findBinding(db, card.id, memberId);
-  const parties = await qrIssueParties(db, memberId, card.expires_at);
+  const parties = await qrIssueParties(db, card, memberId);
   // Refused now with the code the charge would end with, rather than handing out a QR that cannot pay.
-  const refused = mayAct({ ...card, is_expired: parties.card_expired }, { actorStatus: parties.member_status }, { role: binding?.role ?? null }, 'issue-qr');
+  const refused = mayAct({ ...card, is_expired: parties.card_expired }, { actorStatus: parties.member_status }, { role: parties.binding_role }, 'issue-qr');
   if (refused) throw new AppError(refused.refused, refused.message, refused.details);
 
   const token = newQrToken();
   const ttl = input.ttl_seconds ?? config.QR_DEFAULT_TTL_S;
+  // The chain's turn (which orders the issues of one card), then the issue with its audit event: two round trips.
   const state = await db.transaction(async (trx) => {
-    const row = await issueQr(trx, card.id, memberId, token.hash, ttl);
-    await auditBy(trx, caller, { action: 'qr.issue', objectType: 'card', objectId: card.id, context: { member_id: memberId, ttl_seconds: ttl }, chain: qrChain(card.id, config.CARD_PARTITIONS) });
-    return row;
+    const audited = await auditAppend(trx, auditInput(caller, { action: 'qr.issue', objectType: 'card', objectId: card.id, context: { member_id: memberId, ttl_seconds: ttl }, chain: qrChain(card.id, config.CARD_PARTITIONS) }));
+    return issueQr(trx, card.id, memberId, token.hash, ttl, audited);
   });
   metrics.qrEvents.inc({ event: 'issued' });
   return { plain: token.plain, expiresAt: state.expires_at, cardId: card.id, memberId };

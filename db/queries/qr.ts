@@ -1,4 +1,5 @@
-import { prepared, type Db, type Statement } from '../knex.js';
+import { prepared, runTogether, type Db, type Statement } from '../knex.js';
+import type { BindingRole } from './bindings.js';
 
 export interface QrStateRow {
   card_id: string;
@@ -70,14 +71,25 @@ export function cardWithQrSql(options: { columns: string; joins?: string; lockQr
            ${options.joins ?? ''}`;
 }
 
-/** Replaces the (card, member) token; the old one, if any, ends in history as rotated. */
-export async function issueQr(trx: Db, cardId: string, memberId: string, hash: string, ttlSeconds: number): Promise<QrStateRow> {
-  await endQrTokens(trx, { card_id: cardId, member_id: memberId }, 'rotated');
-  const expires = trx.raw('now() + make_interval(secs => ?)', [ttlSeconds]);
-  const [row] = await trx<QrStateRow>('card_qr_state')
-    .insert({ card_id: cardId, member_id: memberId, token_hash: hash, expires_at: expires } as never)
-    .returning('*');
-  await trx('card_qr_history').insert({ card_id: cardId, member_id: memberId, token_hash: hash, issued_at: row!.issued_at, expires_at: row!.expires_at });
+/**
+ * Replaces the (card, member) token in one statement, with `riders` (the issue's audit event) in
+ * the same round trip; the old token, if any, ends in history as rotated. The old token is the one
+ * the statement's snapshot shows: take the card's audit chain turn first (services/qr.ts), so that
+ * an issue racing this one for the same card has committed, or waits, before this one looks.
+ */
+export async function issueQr(trx: Db, cardId: string, memberId: string, hash: string, ttlSeconds: number, riders: Statement[] = []): Promise<QrStateRow> {
+  const issue: Statement = {
+    sql: `WITH old AS (SELECT token_hash FROM card_qr_state WHERE card_id = ? AND member_id = ?),
+          rotated AS (UPDATE card_qr_history h SET end_reason = 'rotated' FROM old WHERE h.token_hash = old.token_hash AND h.end_reason IS NULL),
+          issued AS (
+            INSERT INTO card_qr_state (card_id, member_id, token_hash, expires_at) VALUES (?, ?, ?, now() + make_interval(secs => ?))
+            ON CONFLICT (card_id, member_id) DO UPDATE SET token_hash = excluded.token_hash, issued_at = excluded.issued_at, expires_at = excluded.expires_at
+            RETURNING *),
+          logged AS (INSERT INTO card_qr_history (card_id, member_id, token_hash, issued_at, expires_at) SELECT card_id, member_id, token_hash, issued_at, expires_at FROM issued)
+     SELECT * FROM issued`,
+    bindings: [cardId, memberId, cardId, memberId, hash, ttlSeconds],
+  };
+  const [row] = await runTogether<QrStateRow>(trx, issue, riders);
   return row!;
 }
 
@@ -125,11 +137,16 @@ export async function endQrTokens(trx: Db, where: Partial<Pick<QrStateRow, 'card
   return rows[0]!.n;
 }
 
-/** What a QR issue checks besides the card: the member's status (null without a profile) and the card's expiry by Postgres time. */
-export async function qrIssueParties(db: Db, memberId: string, cardExpiresAt: Date | null): Promise<{ member_status: string | null; card_expired: boolean }> {
-  const { rows } = await db.raw<{ rows: { member_status: string | null; card_expired: boolean }[] }>(
-    `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS member_status, coalesce(?::timestamptz <= now(), false) AS card_expired`,
-    [memberId, cardExpiresAt],
-  );
+/**
+ * What a QR issue checks besides the card, in one read: the member's status (null without a
+ * profile), its binding's role on the card (null without one) and the card's expiry by Postgres time.
+ */
+export async function qrIssueParties(db: Db, card: { id: string; expires_at: Date | null }, memberId: string): Promise<{ member_status: string | null; binding_role: BindingRole | null; card_expired: boolean }> {
+  const { rows } = await prepared(db.raw<{ rows: { member_status: string | null; binding_role: BindingRole | null; card_expired: boolean }[] }>(
+    `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS member_status,
+            (SELECT role FROM card_bindings WHERE card_id = ? AND member_id = ?) AS binding_role,
+            coalesce(?::timestamptz <= now(), false) AS card_expired`,
+    [memberId, card.id, memberId, card.expires_at],
+  ));
   return rows[0]!;
 }

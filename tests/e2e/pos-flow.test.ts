@@ -253,6 +253,20 @@ describe('e2e: POS flow (member → card → recharge → QR → charge)', funct
       expectSucceeded(await charge(sys, merchantKey, { qr: second, amount: '5.00' }));
     });
 
+    it('issues racing for one member are each answered: one QR stays live, every other one is superseded', async () => {
+      const { member, token } = await memberWithToken(sys);
+      const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: member.id });
+      await rechargeOk(sys, card.id, '100.00');
+      const first = await issueQr(sys, card.id, token);
+      const racing = await Promise.all(Array.from({ length: 6 }, () => issueQr(sys, card.id, token)));
+      const checks = await Promise.all([first, ...racing].map(async (qr) => (await sys.http.post('/v1/qr/validate', { qr }, { key: merchantKey })).body));
+      expect(checks.filter((c) => c.valid)).to.have.length(1);
+      expect(checks.filter((c) => !c.valid).map((c) => c.reason)).to.deep.equal(Array(6).fill('superseded'));
+      expect(await sys.deps.db('card_qr_state').where({ card_id: card.id, member_id: member.id })).to.have.length(1);
+      expect(await sys.deps.db('card_qr_history').where({ card_id: card.id, end_reason: null })).to.have.length(1);
+      expect(await sys.deps.db('card_qr_history').where({ card_id: card.id, end_reason: 'rotated' })).to.have.length(6);
+    });
+
     it('a viewer cannot get a QR (403); a bound member can, and pays with the shared card', async () => {
       const owner = await createMember(sys);
       const card = await issueCard(sys, { type: 'prepaid', ownerMemberId: owner.id });
