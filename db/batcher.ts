@@ -69,3 +69,16 @@ export class Batcher<In, Out> {
     await Promise.all(batch.map((w) => this.runner.one(w.item).then(w.resolve, w.reject)));
   }
 }
+
+/** `make(owner)` once per owner (a pool, a Redis client, a set of queues): the process's one Batcher for it. */
+export function perOwner<Owner extends object, T>(make: (owner: Owner) => T): (owner: Owner) => T {
+  const made = new WeakMap<Owner, T>();
+  return (owner) => {
+    let value = made.get(owner);
+    if (value === undefined) {
+      value = make(owner);
+      made.set(owner, value);
+    }
+    return value;
+  };
+}

@@ -1,7 +1,7 @@
 import type { JobsOptions } from 'bullmq';
 import type { Deps } from '../app/deps.js';
 import type { Config } from '../config/env.js';
-import { Batcher } from '../db/batcher.js';
+import { Batcher, perOwner } from '../db/batcher.js';
 
 /**
  * All job options of card operations in one place (CONVENTIONS.md 2): the job id is the operation
@@ -28,24 +28,23 @@ type Enqueueable = { id: string; type: string; partition: number };
  * enqueues of the process share one pipeline per partition (db/batcher.ts).
  */
 export async function enqueueOperation(deps: Deps, op: Enqueueable): Promise<void> {
-  let batcher = enqueueBatchers.get(deps.queues);
-  if (!batcher) {
-    batcher = new Batcher<Enqueueable, void>({ many: (ops) => addJobs(deps, ops), one: (one) => addJobs(deps, [one]).then(() => undefined) }, 256, 2);
-    enqueueBatchers.set(deps.queues, batcher);
-  }
   try {
-    await batcher.submit(op);
+    await enqueues(deps).submit(op);
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, operation_id: op.id }, 'enqueue failed; the reconciler will enqueue it');
   }
 }
 
-const enqueueBatchers = new WeakMap<Deps['queues'], Batcher<Enqueueable, void>>();
+const enqueues = perOwner((deps: Deps) => new Batcher<Enqueueable, void>({ many: (ops) => addJobs(deps, ops), one: async (op) => void (await addJobs(deps, [op])) }, 256, 2));
 
 /** One addBulk (one pipeline) per partition the operations are on. */
 async function addJobs(deps: Deps, ops: Enqueueable[]): Promise<void[]> {
   const byPartition = new Map<number, Enqueueable[]>();
-  for (const op of ops) byPartition.set(op.partition, [...(byPartition.get(op.partition) ?? []), op]);
+  for (const op of ops) {
+    const jobs = byPartition.get(op.partition);
+    if (jobs) jobs.push(op);
+    else byPartition.set(op.partition, [op]);
+  }
   await Promise.all(
     [...byPartition].map(([partition, jobs]) => deps.queues.partitions[partition]!.addBulk(jobs.map((op) => ({ name: op.type, data: { operationId: op.id }, opts: operationJobOptions(deps.config, op.id) })))),
   );

@@ -2,7 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { Cluster } from 'ioredis';
 import type { Deps } from '../../app/deps.js';
 import type { RedisClient } from '../../config/redis.js';
-import { Batcher } from '../../db/batcher.js';
+import { Batcher, perOwner } from '../../db/batcher.js';
 import { AppError } from '../../domain/errors.js';
 
 // Counts a hit on each key and gives a window's key its expiry on its first one: one command for
@@ -23,21 +23,14 @@ interface CountsHits {
 const WINDOW_MS = 60_000;
 // A window's key outlives its minute a little, so a slow clock never restarts a count.
 const KEY_TTL_MS = WINDOW_MS + 1000;
-const hitCounters = new WeakMap<RedisClient, Batcher<string, number>>();
-
 /** The process's counter of hits on `redis`: the keys hit at one moment go in one call. */
-function hitCounter(redis: RedisClient): Batcher<string, number> {
-  let counter = hitCounters.get(redis);
-  if (!counter) {
-    redis.defineCommand('mpsCountHits', { lua: HITS });
-    const count = (keys: string[]) => (redis as unknown as CountsHits).mpsCountHits(keys.length, ...keys, KEY_TTL_MS);
-    const one = async (key: string) => (await count([key]))[0]!;
-    const many = (keys: string[]) => (redis instanceof Cluster ? Promise.all(keys.map(one)) : count(keys));
-    counter = new Batcher({ many, one }, 256, 2);
-    hitCounters.set(redis, counter);
-  }
-  return counter;
-}
+const hitCounter = perOwner((redis: RedisClient) => {
+  redis.defineCommand('mpsCountHits', { lua: HITS });
+  const count = (keys: string[]) => (redis as unknown as CountsHits).mpsCountHits(keys.length, ...keys, KEY_TTL_MS);
+  const one = async (key: string) => (await count([key]))[0]!;
+  const many = (keys: string[]) => (redis instanceof Cluster ? Promise.all(keys.map(one)) : count(keys));
+  return new Batcher<string, number>({ many, one }, 256, 2);
+});
 
 /**
  * Fixed-window limit shared by all API processes through Redis. When Redis is down the limit

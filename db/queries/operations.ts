@@ -1,4 +1,4 @@
-import { Batcher } from '../batcher.js';
+import { Batcher, perOwner } from '../batcher.js';
 import { prepared, runTogether, type Db, type Statement } from '../knex.js';
 import { partitionSql } from '../../domain/partition.js';
 
@@ -102,13 +102,7 @@ export interface CardOfQr {
  * and one commit (group commit: insertOperations).
  */
 export function insertOperation(db: Db, op: NewOperation, cardOfQr?: CardOfQr): Promise<OperationRecord | undefined> {
-  if (db.isTransaction) return insertOne(db, { op, cardOfQr });
-  let batcher = acceptanceBatchers.get(db);
-  if (!batcher) {
-    batcher = new Batcher<Acceptance, OperationRecord | undefined>({ many: (rows) => insertOperations(db, rows), one: (row) => insertOne(db, row) }, ACCEPTANCE_BATCH_MAX, ACCEPTANCES_IN_FLIGHT);
-    acceptanceBatchers.set(db, batcher);
-  }
-  return batcher.submit({ op, cardOfQr });
+  return db.isTransaction ? insertOne(db, { op, cardOfQr }) : acceptances(db).submit({ op, cardOfQr });
 }
 
 interface Acceptance {
@@ -118,9 +112,7 @@ interface Acceptance {
 
 // Up to 64 rows a statement, two statements at a time per pool: one lets a batch gather while the
 // other is in Postgres, and the pool keeps connections for every other query.
-const ACCEPTANCE_BATCH_MAX = 64;
-const ACCEPTANCES_IN_FLIGHT = 2;
-const acceptanceBatchers = new WeakMap<Db, Batcher<Acceptance, OperationRecord | undefined>>();
+const acceptances = perOwner((db: Db) => new Batcher<Acceptance, OperationRecord | undefined>({ many: (rows) => insertOperations(db, rows), one: (row) => insertOne(db, row) }, 64, 2));
 
 async function insertOne(db: Db, { op, cardOfQr }: Acceptance): Promise<OperationRecord | undefined> {
   const row = { ...op, params: JSON.stringify(op.params) };
