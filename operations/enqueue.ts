@@ -25,7 +25,7 @@ type Enqueueable = { id: string; type: string; partition: number };
 /**
  * Enqueues an operation's job on its partition (the job name is its type). Redis trouble does not
  * lose the operation: its row is committed, and the reconciler enqueues it later. Concurrent
- * enqueues of the process share one call per partition (db/batcher.ts).
+ * enqueues of the process share one pipeline per partition (db/batcher.ts).
  */
 export async function enqueueOperation(deps: Deps, op: Enqueueable): Promise<void> {
   try {
@@ -37,11 +37,7 @@ export async function enqueueOperation(deps: Deps, op: Enqueueable): Promise<voi
 
 const enqueues = perOwner((deps: Deps) => new Batcher<Enqueueable, void>({ many: (ops) => addJobs(deps, ops), one: async (op) => void (await addJobs(deps, [op])) }, 256, 2));
 
-/**
- * One call per partition the operations are on: addBulk (a pipeline) for several jobs, add for a
- * lone one (an ioredis pipeline copies every script defined on the connection, BullMQ's ~50, as it
- * is made: dearer than the one command it would carry).
- */
+/** One addBulk (one pipeline) per partition the operations are on. */
 async function addJobs(deps: Deps, ops: Enqueueable[]): Promise<void[]> {
   const byPartition = new Map<number, Enqueueable[]>();
   for (const op of ops) {
@@ -49,14 +45,8 @@ async function addJobs(deps: Deps, ops: Enqueueable[]): Promise<void[]> {
     if (jobs) jobs.push(op);
     else byPartition.set(op.partition, [op]);
   }
-  const job = (op: Enqueueable) => ({ name: op.type, data: { operationId: op.id }, opts: operationJobOptions(deps.config, op.id) });
   await Promise.all(
-    [...byPartition].map(([partition, jobs]) => {
-      const queue = deps.queues.partitions[partition]!;
-      if (jobs.length > 1) return queue.addBulk(jobs.map(job));
-      const { name, data, opts } = job(jobs[0]!);
-      return queue.add(name, data, opts);
-    }),
+    [...byPartition].map(([partition, jobs]) => deps.queues.partitions[partition]!.addBulk(jobs.map((op) => ({ name: op.type, data: { operationId: op.id }, opts: operationJobOptions(deps.config, op.id) })))),
   );
   return ops.map(() => undefined);
 }
