@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { bind, countRows, createMember, createMerchant, issueCard, memberToken } from '../helpers/fixtures.js';
-import { charge, expectError, expectFailed, expectLedgersMatch, expectSucceeded, issueQr, rechargeOk, type OperationJson } from '../helpers/money.js';
+import { charge, expectError, expectFailed, expectLedgersMatch, expectSucceeded, outboxEventsOf, issueQr, rechargeOk, type OperationJson } from '../helpers/money.js';
 import { adjust, awaitOperation, decide, secondAdminKey } from '../helpers/operator-money.js';
 import type { HttpResult } from '../helpers/http.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
@@ -32,7 +32,7 @@ describe('e2e: adjustments and four eyes', function () {
 
   /** The outbox events of an operation: type, and for a refusal its code and amount. */
   async function eventsOf(operationId: string) {
-    const rows = await sys.deps.db('events').whereRaw(`data->>'operation_id' = ?`, [operationId]).orderBy('created_at');
+    const rows = await outboxEventsOf(sys, operationId);
     return rows.map((e) => (e.data.error ? { type: e.type, code: e.data.error.code, amount: e.data.amount } : { type: e.type }));
   }
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
-import { chargeOk, expectError, expectFailed, expectLedgersMatch, expectSucceeded, rechargeOk } from '../helpers/money.js';
+import { chargeOk, expectError, expectFailed, expectLedgersMatch, expectSucceeded, outboxEventsOf, rechargeOk } from '../helpers/money.js';
 import { reverseRecharge } from '../helpers/operator-money.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
@@ -57,7 +57,7 @@ describe('e2e: recharge reversals', function () {
     const { card, txNo } = await rechargedCard('100.00');
     await chargeOk(sys, shopKey, card.id, '70.00');
     const refused = expectFailed(await reverseRecharge(sys, card.id, { original_tx_no: txNo, amount: '30.01' }), 'INSUFFICIENT_BALANCE');
-    const [event] = await sys.deps.db('events').whereRaw(`data->>'operation_id' = ?`, [refused.id]);
+    const [event] = await outboxEventsOf(sys, refused.id);
     expect(event).to.include({ type: 'recharge_reversal.failed', merchant_id: null });
     expect(event.data.error.code).to.equal('INSUFFICIENT_BALANCE');
     expectSucceeded(await reverseRecharge(sys, card.id, { original_tx_no: txNo, amount: '30.00' }));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { bind, countRows, createAppKey, createMember, createMerchant, issueCard, memberToken, memberWithToken } from '../helpers/fixtures.js';
-import { charge, chargeOk, expectError, expectFailed, expectLedgersMatch, expectSucceeded, getCard, issueQr, newKey, rechargeOk, refund, type OperationJson } from '../helpers/money.js';
+import { charge, chargeOk, expectError, expectFailed, expectLedgersMatch, expectSucceeded, outboxEventsOf, getCard, issueQr, newKey, rechargeOk, refund, type OperationJson } from '../helpers/money.js';
 import { tillRecharge } from '../helpers/operator-money.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 import { startWorkers } from '../../workers/main.js';
@@ -92,7 +92,7 @@ describe('e2e: till top-ups (POST /v1/recharges)', function () {
     const over = expectFailed(await tillRecharge(sys, shop.key, { qr, amount: '50.01' }), 'BALANCE_LIMIT_EXCEEDED');
     expect(await sys.deps.db('transactions').where({ operation_id: over.id })).to.have.length(0);
     // The merchant hears of a failed top-up (it took the cash): recharge.failed in its outbox.
-    const [event] = await sys.deps.db('events').whereRaw(`data->>'operation_id' = ?`, [over.id]);
+    const [event] = await outboxEventsOf(sys, over.id);
     expect(event).to.include({ type: 'recharge.failed', merchant_id: shop.merchant.id });
     expect(event.data).to.deep.include({ amount: '50.01', error: { code: 'BALANCE_LIMIT_EXCEEDED', message: event.data.error.message } });
     expectSucceeded(await tillRecharge(sys, shop.key, { qr, amount: '50.00' }));

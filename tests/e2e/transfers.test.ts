@@ -3,7 +3,7 @@ import { runCli } from '../helpers/cli.js';
 import { freshDatabase } from '../helpers/fresh-database.js';
 import { awaitOperation, closeCard, transfer } from '../helpers/card-ops.js';
 import { bind, createAppKey, createMember, createMerchant, issueCard, memberToken } from '../helpers/fixtures.js';
-import { expectError, expectFailed, expectLedgersMatch, expectSucceeded, getCard, newKey, rechargeOk } from '../helpers/money.js';
+import { expectError, expectFailed, expectLedgersMatch, expectSucceeded, outboxEventsOf, getCard, newKey, rechargeOk } from '../helpers/money.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
 /** Transfers over HTTP (API.md "Operator money tools"): who may, what each leg writes, and the money coming back when the destination cannot take it. */
@@ -38,7 +38,7 @@ describe('e2e: transfers between cards', function () {
 
   const transactionsOf = (operationId: string) => sys.deps.db('transactions').where({ operation_id: operationId }).orderBy('created_at');
   const legsOf = (transferId: string) => sys.deps.db('operations').where({ parent_id: transferId }).orderBy('created_at');
-  const eventsOf = (operationId: string) => sys.deps.db('events').whereRaw(`data->>'operation_id' = ?`, [operationId]);
+  const eventsOf = (operationId: string) => outboxEventsOf(sys, operationId);
 
   it('the owner moves money between its two cards: the debit and the credit each once, on each card, and the operation ends succeeded with both numbers', async () => {
     const { token, cards } = await ownerWithCards(['100.00', '5.00']);

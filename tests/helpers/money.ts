@@ -164,6 +164,11 @@ export async function ledgerSums(sys: TestSystem, cardId: string): Promise<{ bal
   };
 }
 
+/** The outbox events an operation wrote (its data names it), oldest first. */
+export function outboxEventsOf(sys: TestSystem, operationId: string) {
+  return sys.deps.db('events').whereRaw(`data->>'operation_id' = ?`, [operationId]).orderBy('created_at');
+}
+
 /**
  * Asserts balance = Σ balance_ledger and points = Σ point_ledger, no ledger row below 0, and
  * (when given) the expected balance (minor) and points. Returns the card row.
