@@ -137,7 +137,7 @@ async function main() {
   }, 1000);
 
   console.log(`${scenario}: ${loop} loop, ${loop === 'closed' ? `${terminals} terminals` : `${rate}/s`}, ${duration} s, mode ${args.mode}, qr ${qr} …`);
-  const storesBefore = await storeSnapshot(db);
+  const storesBefore = await storeSnapshot(db, redisUrl);
   const loadBefore = loadavg();
   const loadStart = gen.elapsedS();
   const generatorCpu = process.cpuUsage();
@@ -149,7 +149,7 @@ async function main() {
     skipped = (await openLoop(gen, rateAt, duration)).skipped;
   }
   const loadSeconds = gen.elapsedS() - loadStart;
-  const storesAfter = await storeSnapshot(db);
+  const storesAfter = await storeSnapshot(db, redisUrl);
   const loadAfter = loadavg();
   const { user, system } = process.cpuUsage(generatorCpu);
   const generatorCpuPercent = Math.round((user + system) / 1e4 / loadSeconds);
@@ -229,10 +229,10 @@ async function main() {
     operations_per_worker_transaction: Number(batching[0]?.ops_per_worker_transaction ?? 0),
     // Where a charge's cost lands, per completed charge: CPU ms by process (the engine's from its samples), Postgres's writes.
     per_charge: (() => {
-      const { postgres_cpu_ms, redis_cpu_ms, ...writes } = storeCostPerCharge(storesBefore, storesAfter, chargesDone.length);
+      const { postgres_cpu_ms, redis_cpu_ms, redis_calls, ...writes } = storeCostPerCharge(storesBefore, storesAfter, chargesDone.length);
       const ms = (percent: number) => Math.round((percent * 10 * 100) / engineRate) / 100;
       const engineMs = Object.fromEntries(Object.entries(cpu).map(([p, percent]) => [p, ms(percent)]));
-      return { cpu_ms: { ...engineMs, postgres: postgres_cpu_ms, redis: redis_cpu_ms, load_generator: ms(generatorCpuPercent) }, postgres: writes };
+      return { cpu_ms: { ...engineMs, postgres: postgres_cpu_ms, redis: redis_cpu_ms, load_generator: ms(generatorCpuPercent) }, postgres: writes, redis_calls };
     })(),
     invariants,
     pgbench: pgbench ? { ...pgbench, ratio_engine_to_pgbench: Math.round((engineRate / pgbench.tps) * 1000) / 1000 } : args['skip-pgbench'] ? 'skipped' : 'pgbench not found',
