@@ -3,7 +3,7 @@ import type { Deps } from '../app/deps.js';
 import { AppError, type ErrorCode } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
 import { partitionOf } from '../domain/partition.js';
-import { auditAppend, takeChainTurn, type ChainTurn } from '../db/queries/audit-events.js';
+import { auditAppend, takeChainTurn, type AuditInput } from '../db/queries/audit-events.js';
 import { eventInsert, type OutboxEvent } from '../db/queries/events.js';
 import type { Read, Statement } from '../db/knex.js';
 import {
@@ -21,7 +21,7 @@ import {
 import { announcement, operationDoneChannel } from '../db/operation-done.js';
 import { crashPoint } from './crash-points.js';
 import { enqueueOperation } from './enqueue.js';
-import { HeldWrites } from './held-writes.js';
+import { decideWave, HeldWrites, wavesOf } from './held-writes.js';
 import { kindOf } from './index.js';
 import { isRouted, Refused, type Applied, type FollowUp } from './kind.js';
 
@@ -83,14 +83,18 @@ function applyBatch(deps: Deps, operationId: string, peers: number): Promise<Com
     if (!own || !ops.length) return committed;
     const audit = await takeChainTurn(trx, chainOf(own), ops.length);
     const held = new HeldWrites(trx);
-    for (const op of ops) {
-      const decided = await decide(trx, op, deps, held.reader(op.card_id), audit);
-      await held.hold(op.card_id, [outcomeUpdate(trx, op.id, decided.outcome, true).toSQL(), ...decided.writes]);
-      committed.applied.push(op.id);
-      if (decided.outcome.status !== 'continued') committed.finished.push(ended(op, decided.outcome, now));
-      if (decided.ends) committed.finished.push(ended(decided.ends.op, decided.ends.outcome, now));
-      committed.followUps.push(...decided.followUps);
-      if (decided.after) committed.afterCommit.push(decided.after);
+    for (const wave of wavesOf(ops)) {
+      const decisions = await decideWave(held, wave, (op, read) => decide(trx, op, deps, read));
+      for (const [i, op] of wave.entries()) {
+        const decided = decisions[i]!;
+        // Audited in the batch's order, whichever decision of the wave came first.
+        await held.hold(op.card_id, [outcomeUpdate(trx, op.id, decided.outcome, true).toSQL(), ...decided.writes, audit.append(decided.audit)]);
+        committed.applied.push(op.id);
+        if (decided.outcome.status !== 'continued') committed.finished.push(ended(op, decided.outcome, now));
+        if (decided.ends) committed.finished.push(ended(decided.ends.op, decided.ends.outcome, now));
+        committed.followUps.push(...decided.followUps);
+        if (decided.after) committed.afterCommit.push(decided.after);
+      }
     }
     await held.flush([audit.moveHead()]);
     crashPoint(deps.config, 'before-commit');
@@ -101,6 +105,7 @@ function applyBatch(deps: Deps, operationId: string, peers: number): Promise<Com
 interface Decided {
   outcome: Outcome;
   writes: Statement[];
+  audit: Omit<AuditInput, 'chain'>;
   followUps: Enqueued[];
   ends?: { op: OperationRecord; outcome: Ending };
   after?: () => void;
@@ -111,7 +116,7 @@ interface Decided {
  * or failed with the business code it was refused with (and only its event, audit and the
  * follow-ups its kind hands on when refused). Any other error aborts the batch.
  */
-async function decide(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read, audit: ChainTurn): Promise<Decided> {
+async function decide(trx: Knex.Transaction, op: OperationRecord, deps: Deps, read: Read): Promise<Decided> {
   const kind = kindOf(op.type);
   let applied: Applied;
   try {
@@ -122,7 +127,8 @@ async function decide(trx: Knex.Transaction, op: OperationRecord, deps: Deps, re
     const handedOn = followUpRows(trx, deps, op, kind.followUpsOnRefusal?.(op, err.code, err.message) ?? []);
     return {
       outcome,
-      writes: [...writes, ...handedOn.writes, audit.append(refusalAudit(op, err))],
+      writes: [...writes, ...handedOn.writes],
+      audit: refusalAudit(op, err),
       followUps: handedOn.followUps,
       after: err instanceof Refused ? err.afterCommit : undefined,
     };
@@ -145,8 +151,7 @@ async function decide(trx: Knex.Transaction, op: OperationRecord, deps: Deps, re
     if (event) writes.push(eventInsert(trx, { ...event, data: { operation_id: other.id, ...event.data } }).toSQL());
     ends = { op: other, outcome: end };
   }
-  writes.push(audit.append({ ...actorOf(op), ...applied.audit }));
-  return { outcome, writes, followUps: handedOn.followUps, ends, after: applied.afterCommit };
+  return { outcome, writes, audit: { ...actorOf(op), ...applied.audit }, followUps: handedOn.followUps, ends, after: applied.afterCommit };
 }
 
 /**
