@@ -3,7 +3,7 @@ import type { Deps } from '../app/deps.js';
 import { AppError, type ErrorCode } from '../domain/errors.js';
 import { formatMinor } from '../domain/money.js';
 import { partitionOf } from '../domain/partition.js';
-import { auditAppend, takeChainTurn, type AuditInput } from '../db/queries/audit-events.js';
+import { auditAppend, takeChainTurn, turnOf, type AuditInput } from '../db/queries/audit-events.js';
 import { eventInsert, type OutboxEvent } from '../db/queries/events.js';
 import type { Read, Statement } from '../db/knex.js';
 import {
@@ -19,6 +19,7 @@ import {
   type Outcome,
 } from '../db/queries/operations.js';
 import { announcement, operationDoneChannel } from '../db/operation-done.js';
+import { removeJobs } from '../jobs/queues.js';
 import { crashPoint } from './crash-points.js';
 import { enqueueOperation } from './enqueue.js';
 import { decideWave, HeldWrites, wavesOf } from './held-writes.js';
@@ -74,14 +75,15 @@ interface Committed {
 /** Locks the operation and its peers, applies each in turn, and commits them together. */
 function applyBatch(deps: Deps, operationId: string, peers: number): Promise<Committed> {
   return deps.db.transaction(async (trx) => {
-    const { ops: locked, now } = await lockBatch(trx, operationId, peers);
+    const { ops: locked, now, head } = await lockBatch(trx, operationId, peers, CHAIN_PREFIX);
     const own = locked.find((op) => op.id === operationId);
     // Finished ones are skipped (a job that ran twice), and so is one that waits for approval, and a continued one (applied
     // already: its follow-ups end it).
     const ops = locked.filter((op) => isRunnable(op.status) && !op.continued_at);
     const committed: Committed = { partition: own?.partition, finished: [], applied: [], followUps: [], afterCommit: [] };
     if (!own || !ops.length) return committed;
-    const audit = await takeChainTurn(trx, chainOf(own), ops.length);
+    // The chain's turn came with the lock (a chain's first batch creates its head).
+    const audit = head ? turnOf(trx, chainOf(own), head) : await takeChainTurn(trx, chainOf(own), ops.length);
     const held = new HeldWrites(trx);
     for (const wave of wavesOf(ops)) {
       const decisions = await decideWave(held, wave, (op, read) => decide(trx, op, deps, read));
@@ -200,7 +202,7 @@ async function removeJobsOfPeers(deps: Deps, partition: number, operationId: str
   const peers = applied.filter((id) => id !== operationId);
   if (!queue || !peers.length) return;
   try {
-    await Promise.all(peers.map((id) => queue.remove(id)));
+    await removeJobs(queue, peers);
   } catch (err) {
     // Harmless: a leftover job finds its operation terminal.
     deps.logger.warn({ err: (err as Error).message }, 'could not remove the jobs of batched operations');
@@ -260,7 +262,8 @@ function actorOf(op: OperationRecord) {
 }
 
 /** An operation's audit events chain with the rest of its card partition (already serial). */
-const chainOf = (op: OperationRecord) => `card-ops-${op.partition}`;
+const CHAIN_PREFIX = 'card-ops-';
+const chainOf = (op: OperationRecord) => `${CHAIN_PREFIX}${op.partition}`;
 
 /** After commit: count and log them (a line each for on-call), and hand the outcomes to any API request waiting on one (best effort; waits also poll). */
 async function announce(deps: Deps, ops: OperationRecord[]): Promise<void> {

@@ -16,7 +16,7 @@ export interface AuditInput {
   chain?: string;
 }
 
-interface ChainHead {
+export interface ChainHead {
   prev: string;
   now: Date;
   /** Event ids reserved for this turn (bigint, as pg returns it). */
@@ -34,10 +34,7 @@ async function lockChainHead(trx: Db, chain: string, count: number): Promise<Cha
       trx.raw<{ rows: ChainHead[] }>(
         // The ids are drawn once the lock is held (the subquery reads the locked row), so they
         // rise in the order the chain's events are appended.
-        `WITH head AS (SELECT chain, hash FROM audit_chain_heads WHERE chain = ? FOR UPDATE)
-         SELECT hash AS prev, date_trunc('milliseconds', now()) AS now,
-                ARRAY(SELECT nextval('audit_events_id_seq') FROM generate_series(1, ?::int) WHERE head.chain IS NOT NULL) AS ids
-           FROM head`,
+        `WITH ${chainHeadCtes('?', '?::int')} SELECT * FROM turn`,
         [chain, count],
       ),
     );
@@ -62,7 +59,23 @@ export interface ChainTurn {
  * the caller to run with its own writes (runTogether) before commit.
  */
 export async function takeChainTurn(trx: Db, chain: string, count: number): Promise<ChainTurn> {
-  const head = await lockChainHead(trx, chain, count);
+  return turnOf(trx, chain, await lockChainHead(trx, chain, count));
+}
+
+/**
+ * The CTEs `head` (the chain `chainSql` locked) and `turn` (its ChainHead, `countSql` ids drawn
+ * once the lock is held: the subquery reads the locked row, so they rise in the order the chain's
+ * events are appended), for a statement that takes the turn along with other work. No head row
+ * (a chain's first use), no turn.
+ */
+export const chainHeadCtes = (chainSql: string, countSql: string) =>
+  `head AS (SELECT chain, hash FROM audit_chain_heads WHERE chain = ${chainSql} FOR UPDATE),
+   turn AS (SELECT hash AS prev, date_trunc('milliseconds', now()) AS now,
+                   ARRAY(SELECT nextval('audit_events_id_seq') FROM generate_series(1, ${countSql}) WHERE head.chain IS NOT NULL) AS ids
+              FROM head)`;
+
+/** The turn of a chain whose head the transaction has locked (lockChainHead, or a statement with chainHeadCtes). */
+export function turnOf(trx: Db, chain: string, head: ChainHead): ChainTurn {
   const ids = head.ids.map(Number).sort((a, b) => a - b);
   let last = { id: 0, hash: head.prev };
   return {

@@ -1,6 +1,7 @@
 import { Batcher, perOwner } from '../batcher.js';
 import { prepared, runTogether, type Db, type Statement } from '../knex.js';
 import { partitionSql } from '../../domain/partition.js';
+import { chainHeadCtes, type ChainHead } from './audit-events.js';
 
 export interface OperationRow {
   id: string;
@@ -196,16 +197,22 @@ export const moneyInFlightSql = `EXISTS (SELECT 1 FROM operations WHERE card_id 
  * skipping any another transaction holds), in the order they were accepted: one transaction then
  * applies them all. Terminal rows come back too; the caller skips them.
  */
-export async function lockBatch(trx: Db, id: string, peers: number): Promise<{ ops: OperationRecord[]; now: Date }> {
-  const { rows } = await prepared(trx.raw<{ rows: (OperationRecord & { batch_now: Date })[] }>(
+export async function lockBatch(trx: Db, id: string, peers: number, chainPrefix: string): Promise<{ ops: OperationRecord[]; now: Date; head?: ChainHead }> {
+  const { rows } = await prepared(trx.raw<{ rows: (OperationRecord & { batch_now: Date; turn: ChainHead | null })[] }>(
     `WITH own AS (SELECT * FROM operations WHERE id = :id FOR NO KEY UPDATE),
           peers AS (SELECT * FROM operations WHERE partition = (SELECT partition FROM own) AND status = 'queued' AND id <> :id
-                     ORDER BY created_at LIMIT :peers FOR NO KEY UPDATE SKIP LOCKED)
-     SELECT b.*, now() AS batch_now FROM (SELECT * FROM own UNION ALL SELECT * FROM peers) b ORDER BY created_at, id`,
-    { id, peers },
+                     ORDER BY created_at LIMIT :peers FOR NO KEY UPDATE SKIP LOCKED),
+          ${chainHeadCtes(`:chain || (SELECT partition FROM own)`, '(SELECT count(*) FROM own) + (SELECT count(*) FROM peers)')}
+     SELECT b.*, now() AS batch_now, (SELECT to_json(turn) FROM turn) AS turn FROM (SELECT * FROM own UNION ALL SELECT * FROM peers) b ORDER BY created_at, id`,
+    { id, peers, chain: chainPrefix },
   ));
   // now() is the transaction's: the completed_at of every operation it ends.
-  return { ops: rows.map(({ batch_now: _, ...op }) => op), now: rows[0]?.batch_now ?? new Date() };
+  const turn = rows[0]?.turn;
+  return {
+    ops: rows.map(({ batch_now: _, turn: __, ...op }) => op),
+    now: rows[0]?.batch_now ?? new Date(),
+    head: turn ? { ...turn, now: new Date(turn.now) } : undefined,
+  };
 }
 
 /** Moves an operation waiting for approval to queued (its caller then enqueues it); undefined when it was not waiting. */
