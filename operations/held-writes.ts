@@ -56,6 +56,9 @@ export function wavesOf<T extends { card_id: string | null }>(ops: readonly T[])
   return waves;
 }
 
+/** What a wave reads through: HeldWrites (its `read`), or a stand-in in tests. */
+export type WaveReader = Pick<HeldWrites, 'read'>;
+
 interface PendingRead {
   cardId: string | null;
   query: Statement;
@@ -70,7 +73,7 @@ interface PendingRead {
  * charges on N cards then reads in one round trip instead of N. Each decision sees only its own
  * rows, as it would alone; `decide` must not await anything but its reads for long.
  */
-export async function decideWave<Op extends { card_id: string | null }, T>(held: HeldWrites, wave: readonly Op[], decide: (op: Op, read: Read) => Promise<T>): Promise<T[]> {
+export async function decideWave<Op extends { card_id: string | null }, T>(held: WaveReader, wave: readonly Op[], decide: (op: Op, read: Read) => Promise<T>): Promise<T[]> {
   let pending: PendingRead[] = [];
   let deciding = wave.length;
   const sendIfAllWait = () => {
@@ -97,7 +100,7 @@ export async function decideWave<Op extends { card_id: string | null }, T>(held:
 }
 
 /** Sends the reads of a wave: one statement per text, the rows handed back to each. */
-async function sendTogether(held: HeldWrites, reads: PendingRead[]): Promise<void> {
+async function sendTogether(held: WaveReader, reads: PendingRead[]): Promise<void> {
   const byText = new Map<string, PendingRead[]>();
   for (const r of reads) byText.set(r.query.sql, [...(byText.get(r.query.sql) ?? []), r]);
   const groups = [...byText.values()];
