@@ -36,27 +36,6 @@ export function webhookJobOptions(deliveryId: string, attempt: number, delayMs: 
   };
 }
 
-/** What removeJobs uses of BullMQ's Scripts, which it keeps protected: the removal script's name and arguments. */
-interface RemovalScript {
-  version: string;
-  removeArgs(jobId: string, removeChildren: boolean): (string | number)[];
-}
-
-/**
- * Removes jobs of one queue in one round trip: BullMQ's own removal script for each, pipelined,
- * where Queue.remove sends a command per job. A job that is running is left alone (its script
- * answers 0), as Queue.remove leaves it. One queue's keys share a hash slot, so this also holds
- * on a Redis Cluster.
- */
-export async function removeJobs(queue: Queue, ids: readonly string[]): Promise<void> {
-  if (!ids.length) return;
-  const scripts = queue.scripts as unknown as RemovalScript;
-  const pipeline = (await queue.client).pipeline();
-  for (const id of ids) pipeline.runCommand(`removeJob:${scripts.version}`, scripts.removeArgs(id, true));
-  const failure = (await pipeline.exec())?.find(([err]) => err);
-  if (failure) throw failure[0];
-}
-
 export interface Queues {
   partitions: Queue<OperationPayload, unknown, string>[];
   maintenance: Queue<MaintenancePayload>;

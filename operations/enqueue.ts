@@ -1,4 +1,4 @@
-import type { JobsOptions } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { Deps } from '../app/deps.js';
 import type { Config } from '../config/env.js';
 import { Batcher, perOwner } from '../db/batcher.js';
@@ -49,4 +49,25 @@ async function addJobs(deps: Deps, ops: Enqueueable[]): Promise<void[]> {
     [...byPartition].map(([partition, jobs]) => deps.queues.partitions[partition]!.addBulk(jobs.map((op) => ({ name: op.type, data: { operationId: op.id }, opts: operationJobOptions(deps.config, op.id) })))),
   );
   return ops.map(() => undefined);
+}
+
+/** What removeJobs uses of BullMQ's Scripts, which it keeps protected: the removal script's name and arguments. */
+interface RemovalScript {
+  version: string;
+  removeArgs(jobId: string, removeChildren: boolean): (string | number)[];
+}
+
+/**
+ * Removes jobs of one queue in one round trip: BullMQ's own removal script for each, pipelined,
+ * where Queue.remove sends a command per job. A job that is running is left alone (its script
+ * answers 0), as Queue.remove leaves it. One queue's keys share a hash slot, so this also holds
+ * on a Redis Cluster.
+ */
+export async function removeJobs(queue: Queue, ids: readonly string[]): Promise<void> {
+  if (!ids.length) return;
+  const scripts = queue.scripts as unknown as RemovalScript;
+  const pipeline = (await queue.client).pipeline();
+  for (const id of ids) pipeline.runCommand(`removeJob:${scripts.version}`, scripts.removeArgs(id, true));
+  const failure = (await pipeline.exec())?.find(([err]) => err);
+  if (failure) throw failure[0];
 }

@@ -19,9 +19,8 @@ import {
   type Outcome,
 } from '../db/queries/operations.js';
 import { announcement, operationDoneChannel } from '../db/operation-done.js';
-import { removeJobs } from '../jobs/queues.js';
 import { crashPoint } from './crash-points.js';
-import { enqueueOperation } from './enqueue.js';
+import { enqueueOperation, removeJobs } from './enqueue.js';
 import { decideWave, HeldWrites, wavesOf } from './held-writes.js';
 import { kindOf } from './index.js';
 import { isRouted, Refused, type Applied, type FollowUp } from './kind.js';
