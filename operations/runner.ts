@@ -71,7 +71,10 @@ interface Committed {
   afterCommit: (() => void)[];
 }
 
-/** Locks the operation and its peers, applies each in turn, and commits them together. */
+/**
+ * Locks the operation and its peers, applies them in waves (each card once per wave, its
+ * operations in their order; a wave's reads share round trips), and commits them together.
+ */
 function applyBatch(deps: Deps, operationId: string, peers: number): Promise<Committed> {
   return deps.db.transaction(async (trx) => {
     const { ops: locked, now, head } = await lockBatch(trx, operationId, peers, CHAIN_PREFIX);

@@ -19,8 +19,8 @@ export interface AuditInput {
 export interface ChainHead {
   prev: string;
   now: Date;
-  /** Event ids reserved for this turn (bigint, as pg returns it). */
-  ids: string[];
+  /** Event ids reserved for this turn (bigint: a string as pg returns it, a number through JSON). */
+  ids: (string | number)[];
 }
 
 /**

@@ -195,7 +195,10 @@ export const moneyInFlightSql = `EXISTS (SELECT 1 FROM operations WHERE card_id 
 /**
  * Locks an operation and up to `peers` other queued operations of its partition (oldest first,
  * skipping any another transaction holds), in the order they were accepted: one transaction then
- * applies them all. Terminal rows come back too; the caller skips them.
+ * applies them all. Terminal rows come back too; the caller skips them. In the same round trip
+ * it takes the turn of the partition's audit chain `<chainPrefix><partition>` (its head locked
+ * after the operation, ids for every row locked; unused ids are gaps, as other chains' are): no
+ * head yet (the chain's first batch), no turn.
  */
 export async function lockBatch(trx: Db, id: string, peers: number, chainPrefix: string): Promise<{ ops: OperationRecord[]; now: Date; head?: ChainHead }> {
   const { rows } = await prepared(trx.raw<{ rows: (OperationRecord & { batch_now: Date; turn: ChainHead | null })[] }>(
