@@ -31,11 +31,63 @@ export type Statement = Pick<Knex.Sql, 'sql' | 'bindings'>;
  * sees the others' rows and no two may change the same row; constraints are checked once all of
  * them are done.
  */
-export async function runTogether<T = Record<string, unknown>>(db: Db, main: Statement, riders: readonly Statement[] = []): Promise<T[]> {
+export async function runTogether<T = Record<string, unknown>>(db: Db, main: Statement, given: readonly Statement[] = []): Promise<T[]> {
+  const riders = mergeInserts(given);
   const ridersSql = riders.map((s, i) => `w${i} AS (${s.sql})`).join(', ');
   const sql = !riders.length ? main.sql : /^WITH\s/i.test(main.sql) ? `WITH ${ridersSql}, ${main.sql.slice(5)}` : `WITH ${ridersSql} ${main.sql}`;
   const { rows } = await prepared(db.raw<{ rows: T[] }>(sql, [...riders.flatMap((s) => s.bindings), ...main.bindings]));
   return rows;
+}
+
+/**
+ * Single-row INSERTs of one table and one column list (as knex builds them: no RETURNING, no ON
+ * CONFLICT) as one multi-row INSERT, at the place of the first, rows in the order given; every
+ * other statement as it is. In one snapshot this writes the same rows, and Postgres then sets up
+ * the table, its indexes, CHECK constraints and foreign-key triggers once per statement instead of
+ * once per row: a worker's batch writes a transaction, ledger, outbox and audit row per operation.
+ */
+export function mergeInserts(statements: readonly Statement[]): Statement[] {
+  const merged: Statement[] = [];
+  const byTarget = new Map<string, { at: number; rows: string[]; bindings: unknown[] }>();
+  for (const s of statements) {
+    const insert = singleRowInsert(s.sql);
+    const group = insert && byTarget.get(insert.target);
+    if (!insert) merged.push(s);
+    else if (group) {
+      group.rows.push(insert.row);
+      group.bindings.push(...s.bindings);
+    } else {
+      byTarget.set(insert.target, { at: merged.length, rows: [insert.row], bindings: [...s.bindings] });
+      merged.push(s);
+    }
+  }
+  for (const [target, { at, rows, bindings }] of byTarget) {
+    if (rows.length > 1) merged[at] = { sql: `${target}${rows.join(', ')}`, bindings: bindings as Statement['bindings'] };
+  }
+  return merged;
+}
+
+/** `insert into "t" (cols) values ` and the row's `(…)` of a one-row INSERT whose row ends the statement; undefined for any other. */
+function singleRowInsert(sql: string): { target: string; row: string } | undefined {
+  const head = /^insert into "[^"]+" \([^()]*\) values /.exec(sql);
+  if (!head || sql[head[0].length] !== '(') return undefined;
+  const row = sql.slice(head[0].length);
+  return closingParen(row) === row.length - 1 ? { target: head[0], row } : undefined;
+}
+
+/** Where the parenthesis opening `text` closes, skipping quoted SQL strings; -1 when it does not. */
+function closingParen(text: string): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "'") {
+      i = text.indexOf("'", i + 1);
+      while (i !== -1 && text[i + 1] === "'") i = text.indexOf("'", i + 2);
+      if (i === -1) return -1;
+    } else if (c === '(') depth++;
+    else if (c === ')' && --depth === 0) return i;
+  }
+  return -1;
 }
 
 /** How a worker's operation reads: its rows, in a round trip that may also carry earlier writes (operations/runner.ts). */
