@@ -102,7 +102,11 @@ export async function decideWave<Op extends { card_id: string | null }, T>(held:
 /** Sends the reads of a wave: one statement per text, the rows handed back to each. */
 async function sendTogether(held: WaveReader, reads: PendingRead[]): Promise<void> {
   const byText = new Map<string, PendingRead[]>();
-  for (const r of reads) byText.set(r.query.sql, [...(byText.get(r.query.sql) ?? []), r]);
+  for (const r of reads) {
+    const group = byText.get(r.query.sql);
+    if (group) group.push(r);
+    else byText.set(r.query.sql, [r]);
+  }
   const groups = [...byText.values()];
   const answers = await held.read(
     reads.map((r) => r.cardId),
