@@ -141,6 +141,7 @@ async function main() {
 
   console.log(`${scenario}: ${loop} loop, ${loop === 'closed' ? `${terminals} terminals` : `${rate}/s`}, ${duration} s, mode ${args.mode}, qr ${qr} …`);
   const storesBefore = await storeSnapshot(db, redisUrl);
+  const measuredFrom = new Date();
   const loadBefore = loadavg();
   const loadStart = gen.elapsedS();
   const generatorCpu = process.cpuUsage();
@@ -168,10 +169,12 @@ async function main() {
             round(max(extract(epoch FROM completed_at - created_at) * 1000)::numeric, 1) AS accept_to_done_max_ms
        FROM operations WHERE type = 'payment' AND started_at IS NOT NULL AND completed_at IS NOT NULL AND principal LIKE 'merchant:%'`,
   );
-  // Operations a worker applied per transaction: one batch's operations end at its transaction's now().
+  // Operations a worker applied per transaction: one batch's operations end at its transaction's
+  // now(). Only those of the measured load: the preload's rows share one completed_at.
   const { rows: batching } = await db.raw<{ rows: { ops_per_worker_transaction: string }[] }>(
     `SELECT round(count(*)::numeric / nullif(count(DISTINCT (partition, completed_at)), 0), 2) AS ops_per_worker_transaction
-       FROM operations WHERE completed_at IS NOT NULL`,
+       FROM operations WHERE completed_at IS NOT NULL AND created_at >= ?`,
+    [measuredFrom],
   );
   let pgbench: Awaited<ReturnType<typeof runPgbench>> | undefined;
   if (!args['skip-pgbench'] && spawnSync('pgbench', ['--version']).status === 0) pgbench = await runPgbench(db, databaseUrl, Math.min(duration, 30));
