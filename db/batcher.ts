@@ -82,3 +82,15 @@ export function perOwner<Owner extends object, T>(make: (owner: Owner) => T): (o
     return value;
   };
 }
+
+/** The items of a batch by `keyOf`, keys in the order first seen, each group in the items' order. */
+export function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return groups;
+}

@@ -1,7 +1,7 @@
 import type { JobsOptions, Queue } from 'bullmq';
 import type { Deps } from '../app/deps.js';
 import type { Config } from '../config/env.js';
-import { Batcher, perOwner } from '../db/batcher.js';
+import { Batcher, groupBy, perOwner } from '../db/batcher.js';
 
 /**
  * All job options of card operations in one place (CONVENTIONS.md 2): the job id is the operation
@@ -39,14 +39,8 @@ const enqueues = perOwner((deps: Deps) => new Batcher<Enqueueable, void>({ many:
 
 /** One addBulk (one pipeline) per partition the operations are on. */
 async function addJobs(deps: Deps, ops: Enqueueable[]): Promise<void[]> {
-  const byPartition = new Map<number, Enqueueable[]>();
-  for (const op of ops) {
-    const jobs = byPartition.get(op.partition);
-    if (jobs) jobs.push(op);
-    else byPartition.set(op.partition, [op]);
-  }
   await Promise.all(
-    [...byPartition].map(([partition, jobs]) => deps.queues.partitions[partition]!.addBulk(jobs.map((op) => ({ name: op.type, data: { operationId: op.id }, opts: operationJobOptions(deps.config, op.id) })))),
+    [...groupBy(ops, (op) => op.partition)].map(([partition, jobs]) => deps.queues.partitions[partition]!.addBulk(jobs.map((op) => ({ name: op.type, data: { operationId: op.id }, opts: operationJobOptions(deps.config, op.id) })))),
   );
   return ops.map(() => undefined);
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { groupBy } from '../db/batcher.js';
 import { runTogether, type Read, type Statement } from '../db/knex.js';
 
 /**
@@ -101,13 +102,7 @@ export async function decideWave<Op extends { card_id: string | null }, T>(held:
 
 /** Sends the reads of a wave: one statement per text, the rows handed back to each. */
 async function sendTogether(held: WaveReader, reads: PendingRead[]): Promise<void> {
-  const byText = new Map<string, PendingRead[]>();
-  for (const r of reads) {
-    const group = byText.get(r.query.sql);
-    if (group) group.push(r);
-    else byText.set(r.query.sql, [r]);
-  }
-  const groups = [...byText.values()];
+  const groups = [...groupBy(reads, (r) => r.query.sql).values()];
   const answers = await held.read(
     reads.map((r) => r.cardId),
     groups.map((group) => (group.length === 1 ? group[0]!.query : unionOf(group.map((r) => r.query)))),
