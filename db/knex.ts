@@ -32,11 +32,17 @@ export type Statement = Pick<Knex.Sql, 'sql' | 'bindings'>;
  * them are done.
  */
 export async function runTogether<T = Record<string, unknown>>(db: Db, main: Statement, given: readonly Statement[] = []): Promise<T[]> {
+  const { sql, bindings } = together(main, given);
+  const { rows } = await prepared(db.raw<{ rows: T[] }>(sql, bindings));
+  return rows;
+}
+
+/** The one statement runTogether runs. */
+export function together(main: Statement, given: readonly Statement[] = []): Statement {
   const riders = mergeInserts(given);
   const ridersSql = riders.map((s, i) => `w${i} AS (${s.sql})`).join(', ');
   const sql = !riders.length ? main.sql : /^WITH\s/i.test(main.sql) ? `WITH ${ridersSql}, ${main.sql.slice(5)}` : `WITH ${ridersSql} ${main.sql}`;
-  const { rows } = await prepared(db.raw<{ rows: T[] }>(sql, [...riders.flatMap((s) => s.bindings), ...main.bindings]));
-  return rows;
+  return { sql, bindings: [...riders.flatMap((s) => s.bindings), ...main.bindings] };
 }
 
 /**
@@ -100,8 +106,11 @@ export type Read = <T>(query: Statement) => Promise<T[]>;
  * prepared on every pooled connection.
  */
 export function prepared<Q extends Knex.ChainableInterface & { toSQL(): { sql: string } }>(query: Q): Q {
-  return query.options({ name: `mps_${createHash('sha1').update(query.toSQL().sql).digest('hex')}` });
+  return query.options({ name: preparedName(query.toSQL().sql) });
 }
+
+/** The name `prepared()` gives a query of this text (as knex compiled it). */
+export const preparedName = (sql: string) => `mps_${createHash('sha1').update(sql).digest('hex')}`;
 
 export interface PageRequest {
   limit: number;
@@ -157,6 +166,13 @@ export interface KnexOptions {
  * in the client) and TCP keepalive is on, so a silent, half-open connection fails a request or a
  * job instead of holding it, and its card partition, forever.
  */
+/**
+ * node-postgres writes a statement without waiting for the one before it to be answered (answers
+ * still come in order), so a transaction's BEGIN and COMMIT can share round trips with its
+ * statements (pipelined-transaction.ts). knex's types do not know the option.
+ */
+const PIPELINE = { pipeline: true };
+
 export function createKnex(databaseUrl: string, poolMax: number, onError: (err: Error) => void, options: KnexOptions = {}): Knex {
   const { queryTimeoutMs = 0, pgbouncer = false, preparedStatements = true } = options;
   const knex = knexFactory({
@@ -166,6 +182,7 @@ export function createKnex(databaseUrl: string, poolMax: number, onError: (err: 
       application_name: 'mps',
       keepAlive: true,
       connectionTimeoutMillis: 5000,
+      ...PIPELINE,
       ...(queryTimeoutMs ? { query_timeout: queryTimeoutMs + 1000 } : {}),
       ...(queryTimeoutMs && !pgbouncer ? { statement_timeout: queryTimeoutMs } : {}),
     },

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { groupBy } from '../db/batcher.js';
-import { runTogether, type Read, type Statement } from '../db/knex.js';
+import { runTogether, together, type Read, type Statement } from '../db/knex.js';
 
 /**
  * The writes of the operations decided so far, held back to ride along with the next read: one
@@ -29,8 +29,14 @@ export class HeldWrites {
 
   /** Sends what is held, and `also` in the same round trip. */
   async flush(also: Statement[] = []): Promise<void> {
+    const last = this.last(also);
+    if (last) await runTogether(this.trx, last);
+  }
+
+  /** What is held, and `also`, as one statement for the caller to send (with its COMMIT); undefined when there is nothing. */
+  last(also: Statement[] = []): Statement | undefined {
     const [main, ...riders] = [...this.take(), ...also];
-    if (main) await runTogether(this.trx, main, riders);
+    return main && together(main, riders);
   }
 
   private take(): Statement[] {

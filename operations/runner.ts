@@ -19,6 +19,7 @@ import {
   type Outcome,
 } from '../db/queries/operations.js';
 import { announcement, operationDoneChannel } from '../db/operation-done.js';
+import { pipelinedTransaction } from '../db/pipelined-transaction.js';
 import { crashPoint } from './crash-points.js';
 import { enqueueOperation, removeJobs } from './enqueue.js';
 import { decideWave, HeldWrites, wavesOf } from './held-writes.js';
@@ -75,15 +76,15 @@ interface Committed {
  * Locks the operation and its peers, applies them in waves (each card once per wave, its
  * operations in their order; a wave's reads share round trips), and commits them together.
  */
-function applyBatch(deps: Deps, operationId: string, peers: number): Promise<Committed> {
-  return deps.db.transaction(async (trx) => {
+async function applyBatch(deps: Deps, operationId: string, peers: number): Promise<Committed> {
+  const { value } = await pipelinedTransaction(deps.db, async (trx) => {
     const { ops: locked, now, head } = await lockBatch(trx, operationId, peers, CHAIN_PREFIX);
     const own = locked.find((op) => op.id === operationId);
     // Finished ones are skipped (a job that ran twice), and so is one that waits for approval, and a continued one (applied
     // already: its follow-ups end it).
     const ops = locked.filter((op) => isRunnable(op.status) && !op.continued_at);
     const committed: Committed = { partition: own?.partition, finished: [], applied: [], followUps: [], afterCommit: [] };
-    if (!own || !ops.length) return committed;
+    if (!own || !ops.length) return { value: committed };
     // The chain's turn came with the lock (a chain's first batch creates its head).
     const audit = head ? turnOf(trx, chainOf(own), head) : await takeChainTurn(trx, chainOf(own), ops.length);
     const held = new HeldWrites(trx);
@@ -100,10 +101,11 @@ function applyBatch(deps: Deps, operationId: string, peers: number): Promise<Com
         if (decided.after) committed.afterCommit.push(decided.after);
       }
     }
-    await held.flush([audit.moveHead()]);
+    // The last writes go with the COMMIT (one round trip): dying here commits none of them, as dying between the two did.
     crashPoint(deps.config, 'before-commit');
-    return committed;
+    return { value: committed, last: held.last([audit.moveHead()]) };
   });
+  return value;
 }
 
 interface Decided {

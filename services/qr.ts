@@ -2,7 +2,8 @@ import type { Deps } from '../app/deps.js';
 import { auditAppend } from '../db/queries/audit-events.js';
 import { loadLevels } from '../db/queries/levels.js';
 import { findCard, type MemberCardRow } from '../db/queries/member-cards.js';
-import { endQrTokens, findQrByHash, issueQr, qrIssueParties, type QrLookup } from '../db/queries/qr.js';
+import { pipelinedTransaction } from '../db/pipelined-transaction.js';
+import { endQrTokens, findQrByHash, qrIssue, qrIssueParties, type QrLookup, type QrStateRow } from '../db/queries/qr.js';
 import { cardRateMilli } from '../domain/card-rate.js';
 import { AppError } from '../domain/errors.js';
 import { mayAct } from '../domain/may-act.js';
@@ -51,11 +52,12 @@ export async function issueCardQr(
 
   const token = newQrToken();
   const ttl = input.ttl_seconds ?? config.QR_DEFAULT_TTL_S;
-  // The chain's turn (which orders the issues of one card), then the issue with its audit event: two round trips.
-  const state = await db.transaction(async (trx) => {
+  // The chain's turn (which orders the issues of one card) with BEGIN, then the issue with its audit event and COMMIT: two round trips.
+  const { rows } = await pipelinedTransaction(db, async (trx) => {
     const audited = await auditAppend(trx, auditInput(caller, { action: 'qr.issue', objectType: 'card', objectId: card.id, context: { member_id: memberId, ttl_seconds: ttl }, chain: qrChain(card.id, config.CARD_PARTITIONS) }));
-    return issueQr(trx, card.id, memberId, token.hash, ttl, audited);
+    return { value: undefined, last: qrIssue(card.id, memberId, token.hash, ttl, audited) };
   });
+  const state = rows[0] as unknown as QrStateRow;
   metrics.qrEvents.inc({ event: 'issued' });
   return { plain: token.plain, expiresAt: state.expires_at, cardId: card.id, memberId };
 }

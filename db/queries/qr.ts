@@ -1,4 +1,4 @@
-import { prepared, runTogether, type Db, type Statement } from '../knex.js';
+import { prepared, together, type Db, type Statement } from '../knex.js';
 import type { BindingRole } from './bindings.js';
 
 export interface QrStateRow {
@@ -72,12 +72,13 @@ export function cardWithQrSql(options: { columns: string; joins?: string; lockQr
 }
 
 /**
- * Replaces the (card, member) token in one statement, with `riders` (the issue's audit event) in
- * the same round trip; the old token, if any, ends in history as rotated. The old token is the one
- * the statement's snapshot shows: take the card's audit chain turn first (services/qr.ts), so that
- * an issue racing this one for the same card has committed, or waits, before this one looks.
+ * The statement that replaces the (card, member) token, with `riders` (the issue's audit event)
+ * in it; the old token, if any, ends in history as rotated. Its row is the new token's state. The
+ * old token is the one the statement's snapshot shows: take the card's audit chain turn first
+ * (services/qr.ts), so that an issue racing this one for the same card has committed, or waits,
+ * before this one looks.
  */
-export async function issueQr(trx: Db, cardId: string, memberId: string, hash: string, ttlSeconds: number, riders: Statement[] = []): Promise<QrStateRow> {
+export function qrIssue(cardId: string, memberId: string, hash: string, ttlSeconds: number, riders: Statement[] = []): Statement {
   const issue: Statement = {
     sql: `WITH old AS (SELECT token_hash FROM card_qr_state WHERE card_id = ? AND member_id = ?),
           rotated AS (UPDATE card_qr_history h SET end_reason = 'rotated' FROM old WHERE h.token_hash = old.token_hash AND h.end_reason IS NULL),
@@ -89,8 +90,7 @@ export async function issueQr(trx: Db, cardId: string, memberId: string, hash: s
      SELECT * FROM issued`,
     bindings: [cardId, memberId, cardId, memberId, hash, ttlSeconds],
   };
-  const [row] = await runTogether<QrStateRow>(trx, issue, riders);
-  return row!;
+  return together(issue, riders);
 }
 
 /**
