@@ -1,4 +1,5 @@
 import type { JobsOptions, Queue } from 'bullmq';
+import type { ChainableCommander } from 'ioredis';
 import type { Deps } from '../app/deps.js';
 import type { Config } from '../config/env.js';
 import { Batcher, groupBy, perOwner } from '../db/batcher.js';
@@ -53,14 +54,16 @@ interface RemovalScript {
 
 /**
  * Removes jobs of one queue in one round trip: BullMQ's own removal script for each, pipelined,
- * where Queue.remove sends a command per job. A job that is running is left alone (its script
- * answers 0), as Queue.remove leaves it. One queue's keys share a hash slot, so this also holds
- * on a Redis Cluster.
+ * where Queue.remove sends a command per job; `first` adds commands to send before them. A job
+ * that is running is left alone (its script answers 0), as Queue.remove leaves it. One queue's
+ * keys share a hash slot, so this also holds on a Redis Cluster.
  */
-export async function removeJobs(queue: Queue, ids: readonly string[]): Promise<void> {
+export async function removeJobs(queue: Queue, ids: readonly string[], first?: (pipeline: ChainableCommander) => unknown): Promise<void> {
   if (!ids.length) return;
   const scripts = queue.scripts as unknown as RemovalScript;
   const pipeline = (await queue.client).pipeline();
+  // BullMQ types the pipeline by what it uses of it; MPS gives BullMQ ioredis clients, so it is an ioredis pipeline.
+  first?.(pipeline as unknown as ChainableCommander);
   for (const id of ids) pipeline.runCommand(`removeJob:${scripts.version}`, scripts.removeArgs(id, true));
   const failure = (await pipeline.exec())?.find(([err]) => err);
   if (failure) throw failure[0];

@@ -1,3 +1,4 @@
+import type { Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Deps } from '../app/deps.js';
 import { AppError, type ErrorCode } from '../domain/errors.js';
@@ -55,8 +56,9 @@ export async function runOperation(deps: Deps, operationId: string): Promise<unk
     await Promise.all(followUps.map((f) => enqueueOperation(deps, f)));
   }
   for (const run of afterCommit) run();
-  await announce(deps, finished);
-  if (partition !== undefined) await removeJobsOfPeers(deps, partition, operationId, applied);
+  // Operations that rode along leave their jobs behind: dropped in the announcement's round trip (a job already running is left alone).
+  const queue = partition === undefined ? undefined : deps.queues.partitions[partition];
+  await announce(deps, finished, queue && { queue, ids: applied.filter((id) => id !== operationId) });
   // Not applied by this job: already terminal, or continued (its follow-ups end it), or unknown.
   if (!applied.includes(operationId)) return { skipped: 'already terminal' };
   return { status: finished.find((op) => op.id === operationId)?.status ?? 'continued' };
@@ -200,19 +202,6 @@ function ended(op: OperationRecord, outcome: Ending, now: Date): OperationRecord
     : { ...op, ...times, status: 'failed', error_code: outcome.code, error_message: outcome.message };
 }
 
-/** After commit, operations that rode along in a batch leave their jobs behind: drop them (a job already running is left alone). */
-async function removeJobsOfPeers(deps: Deps, partition: number, operationId: string, applied: string[]): Promise<void> {
-  const queue = deps.queues.partitions[partition];
-  const peers = applied.filter((id) => id !== operationId);
-  if (!queue || !peers.length) return;
-  try {
-    await removeJobs(queue, peers);
-  } catch (err) {
-    // Harmless: a leftover job finds its operation terminal.
-    deps.logger.warn({ err: (err as Error).message }, 'could not remove the jobs of batched operations');
-  }
-}
-
 /**
  * Ends an operation as failed with `error.code`, unless it already ended (a job out of attempts, a
  * merchant suspended since), was never a worker's (waiting for approval) or continued (its follow-ups end it), with the follow-ups its kind hands
@@ -269,18 +258,23 @@ function actorOf(op: OperationRecord) {
 const CHAIN_PREFIX = 'card-ops-';
 const chainOf = (op: OperationRecord) => `${CHAIN_PREFIX}${op.partition}`;
 
-/** After commit: count and log them (a line each for on-call), and hand the outcomes to any API request waiting on one (best effort; waits also poll). */
-async function announce(deps: Deps, ops: OperationRecord[]): Promise<void> {
-  if (!ops.length) return;
+/**
+ * After commit: count and log them (a line each for on-call), and hand the outcomes to any API
+ * request waiting on one (best effort; waits also poll), with the removal of `jobs` in the same
+ * round trip (harmless if lost: a leftover job finds its operation terminal).
+ */
+async function announce(deps: Deps, ops: OperationRecord[], jobs?: { queue: Queue; ids: string[] }): Promise<void> {
   for (const op of ops) {
     deps.metrics.operations.inc({ type: op.type, status: op.status, code: op.error_code ?? '' });
     const ms = op.completed_at ? op.completed_at.getTime() - op.created_at.getTime() : undefined;
     if (ms !== undefined) deps.metrics.operationLatency.observe({ type: op.type }, ms / 1000);
     deps.logger.info({ operation_id: op.id, type: op.type, outcome: op.status, code: op.error_code ?? undefined, card_id: op.card_id, partition: op.partition, ms }, 'operation done');
   }
+  const channel = operationDoneChannel(deps.config.QUEUE_PREFIX);
   try {
-    await deps.redis.publish(operationDoneChannel(deps.config.QUEUE_PREFIX), announcement(ops));
+    if (jobs?.ids.length) await removeJobs(jobs.queue, jobs.ids, (first) => ops.length && first.publish(channel, announcement(ops)));
+    else if (ops.length) await deps.redis.publish(channel, announcement(ops));
   } catch (err) {
-    deps.logger.warn({ err: (err as Error).message, operation_ids: ops.map((op) => op.id) }, 'could not publish operation completion');
+    deps.logger.warn({ err: (err as Error).message, operation_ids: ops.map((op) => op.id), jobs_to_remove: jobs?.ids.length }, 'could not publish operation completion or remove the jobs of batched operations');
   }
 }
