@@ -1,4 +1,4 @@
-import type { JobsOptions, Queue } from 'bullmq';
+import { Job, type JobsOptions, type Queue } from 'bullmq';
 import type { ChainableCommander } from 'ioredis';
 import type { Deps } from '../app/deps.js';
 import type { Config } from '../config/env.js';
@@ -38,11 +38,30 @@ export async function enqueueOperation(deps: Deps, op: Enqueueable): Promise<voi
 
 const enqueues = perOwner((deps: Deps) => new Batcher<Enqueueable, void>({ many: (ops) => addJobs(deps, ops), one: async (op) => void (await addJobs(deps, [op])) }, 256, 2));
 
-/** One addBulk (one pipeline) per partition the operations are on. */
+/**
+ * The operations' jobs in one pipeline, whichever partitions they are on: every queue's keys live
+ * on the one Redis (this is what BullMQ's addBulk does for one queue). A Cluster keeps a pipeline
+ * to one slot, so there it is one addBulk per partition.
+ */
 async function addJobs(deps: Deps, ops: Enqueueable[]): Promise<void[]> {
-  await Promise.all(
-    [...groupBy(ops, (op) => op.partition)].map(([partition, jobs]) => deps.queues.partitions[partition]!.addBulk(jobs.map((op) => ({ name: op.type, data: { operationId: op.id }, opts: operationJobOptions(deps.config, op.id) })))),
-  );
+  const { partitions } = deps.queues;
+  const jobOf = (op: Enqueueable) => ({ name: op.type, data: { operationId: op.id }, opts: operationJobOptions(deps.config, op.id) });
+  if (deps.redis.isCluster) {
+    await Promise.all([...groupBy(ops, (op) => op.partition)].map(([partition, jobs]) => partitions[partition]!.addBulk(jobs.map(jobOf))));
+    return ops.map(() => undefined);
+  }
+  const queues = ops.map((op) => partitions[op.partition]!);
+  // Each queue defines its scripts on the shared client once it is ready.
+  await Promise.all(queues.map((queue) => queue.client));
+  const pipeline = (await queues[0]!.client).pipeline();
+  // Each addJob queues its script on the pipeline at once (and would reject on options BullMQ refuses).
+  const added = ops.map((op, i) => {
+    const { name, data, opts } = jobOf(op);
+    return new Job(queues[i]!, name, data, opts, op.id).addJob(pipeline);
+  });
+  const [results] = await Promise.all([pipeline.exec(), Promise.all(added)]);
+  const failure = results?.find(([err]) => err);
+  if (failure) throw failure[0];
   return ops.map(() => undefined);
 }
 

@@ -265,25 +265,22 @@ describe('group commit: the batched insert and enqueue (no workers)', function (
     expect(await rowOf(existing.id), 'the earlier recharge is unchanged').to.deep.equal(existingBefore);
   });
 
-  it('concurrent enqueueOperation calls leave one job per operation (id = operation id) on its partition queue, in one addBulk per partition; re-enqueueing adds none', async () => {
+  it('concurrent enqueueOperation calls leave one job per operation (id = operation id) on its partition queue, all in one pipeline; re-enqueueing adds none', async () => {
     const partitions = [0, 0, 0, 3, 3, 7, 7, 7, 7, 15, 15, 1];
     const ops = partitions.map((partition, i) => ({ id: newOperationId(), type: i % 2 ? 'payment' : 'recharge', partition }));
     const queues = sys.deps.queues.partitions;
     const used = [...new Set(partitions)];
 
-    const bulkCalls = new Map<number, number>();
-    const addCalls: number[] = [];
-    const restore: (() => void)[] = [];
+    const redis = sys.deps.redis as unknown as { pipeline: (...args: unknown[]) => unknown };
+    const { pipeline } = redis;
+    let pipelines = 0;
+    redis.pipeline = (...args: unknown[]) => (pipelines++, pipeline.apply(redis, args));
+    const singleAdds: number[] = [];
+    const restore: (() => void)[] = [() => (redis.pipeline = pipeline)];
     for (const [p, q] of queues.entries()) {
       const { addBulk, add } = q;
-      q.addBulk = ((jobs: Parameters<typeof addBulk>[0]) => {
-        bulkCalls.set(p, (bulkCalls.get(p) ?? 0) + 1);
-        return addBulk.call(q, jobs);
-      }) as typeof addBulk;
-      q.add = ((...args: Parameters<typeof add>) => {
-        addCalls.push(p);
-        return add.apply(q, args);
-      }) as typeof add;
+      q.addBulk = ((jobs: Parameters<typeof addBulk>[0]) => (singleAdds.push(p), addBulk.call(q, jobs))) as typeof addBulk;
+      q.add = ((...args: Parameters<typeof add>) => (singleAdds.push(p), add.apply(q, args))) as typeof add;
       restore.push(() => {
         q.addBulk = addBulk;
         q.add = add;
@@ -291,8 +288,8 @@ describe('group commit: the batched insert and enqueue (no workers)', function (
     }
     try {
       await Promise.all(ops.map((op) => enqueueOperation(sys.deps, op)));
-      expect(Object.fromEntries(bulkCalls), 'one addBulk per partition of the batch').to.deep.equal(Object.fromEntries(used.map((p) => [p, 1])));
-      expect(addCalls).to.deep.equal([]);
+      expect(pipelines, 'one pipeline for the jobs of every partition').to.equal(1);
+      expect(singleAdds, 'no add or addBulk of a queue').to.deep.equal([]);
     } finally {
       for (const r of restore) r();
     }
@@ -303,6 +300,7 @@ describe('group commit: the batched insert and enqueue (no workers)', function (
       expect(job!.id).to.equal(op.id);
       expect(job!.name).to.equal(op.type);
       expect(job!.data).to.deep.equal({ operationId: op.id });
+      expect(job!.opts).to.include({ attempts: sys.deps.config.JOB_ATTEMPTS, removeOnComplete: true });
       const elsewhere = (op.partition + 1) % queues.length;
       expect(await queues[elsewhere]!.getJob(op.id), `no job of ${op.id} on partition ${elsewhere}`).to.equal(undefined);
     }
