@@ -3,7 +3,7 @@ import { auditAppend } from '../db/queries/audit-events.js';
 import { loadLevels } from '../db/queries/levels.js';
 import { findCard, type MemberCardRow } from '../db/queries/member-cards.js';
 import { pipelinedTransaction } from '../db/pipelined-transaction.js';
-import { endQrTokens, findQrByHash, qrIssue, qrIssueParties, type QrLookup, type QrStateRow } from '../db/queries/qr.js';
+import { endQrTokens, findQrByHash, qrIssue, qrIssueCard, type QrLookup, type QrStateRow } from '../db/queries/qr.js';
 import { cardRateMilli } from '../domain/card-rate.js';
 import { AppError } from '../domain/errors.js';
 import { mayAct } from '../domain/may-act.js';
@@ -12,7 +12,7 @@ import { invalidQrKey, RISK_RULES, windowStart } from '../domain/risk-rules.js';
 import { partitionOf } from '../domain/partition.js';
 import { newQrToken, sha256 } from '../domain/tokens.js';
 import { auditBy, auditInput } from './audit.js';
-import { cardFor } from './card-access.js';
+import { accessTo, cardFor, refuseUnreachable } from './card-access.js';
 
 /**
  * QR issues and revocations chain per card partition: every till payment starts with an issue, and
@@ -42,12 +42,14 @@ export async function issueCardQr(
   countIssue: (cardId: string) => Promise<void>,
 ): Promise<IssuedQr> {
   const { principal } = caller;
-  const { card } = await cardFor(db, principal, cardId, 'pay');
+  refuseUnreachable(principal, cardId);
+  // One read: the card as cardFor judges it, and the parties the QR is for.
+  const { card } = accessTo(principal, 'pay', await qrIssueCard(db, cardId, principal.memberId ?? null, principal.memberId ?? input.member_id ?? null));
+  const { member_status, binding_role, card_expired } = card;
   await countIssue(card.id);
   const memberId = principal.memberId ?? input.member_id ?? card.owner_member_id;
-  const parties = await qrIssueParties(db, card, memberId);
   // Refused now with the code the charge would end with, rather than handing out a QR that cannot pay.
-  const refused = mayAct({ ...card, is_expired: parties.card_expired }, { actorStatus: parties.member_status }, { role: parties.binding_role }, 'issue-qr');
+  const refused = mayAct({ ...card, is_expired: card_expired }, { actorStatus: member_status }, { role: binding_role }, 'issue-qr');
   if (refused) throw new AppError(refused.refused, refused.message, refused.details);
 
   const token = newQrToken();

@@ -1,4 +1,5 @@
-import { runTogether, type Db, type Statement } from '../knex.js';
+import { prepared, runTogether, type Db, type Statement } from '../knex.js';
+import type { BindingRole } from './bindings.js';
 import { isUniqueViolation } from '../pg-errors.js';
 import type { CardLimits } from '../../domain/card-limits.js';
 import type { CardType } from '../../domain/discount.js';
@@ -33,6 +34,20 @@ export interface MemberCardRow extends CardRow {
 export async function findCard(db: Db, id: string): Promise<MemberCardRow | undefined> {
   return db<MemberCardRow>('member_cards').where({ id }).first();
 }
+
+/** The role of the caller's binding to a card: null for a key (no member) or a member not bound to it. */
+export interface CallerRole {
+  caller_role: BindingRole | null;
+}
+
+/** A card with the role `memberId` (the caller's, null for a key) is bound to it with, in one read. */
+export async function findCardAs(db: Db, id: string, memberId: string | null): Promise<(MemberCardRow & CallerRole) | undefined> {
+  const { rows } = await prepared(db.raw<{ rows: (MemberCardRow & CallerRole)[] }>(`SELECT c.*, ${callerRoleSql} FROM member_cards c WHERE c.id = ?`, [memberId, id]));
+  return rows[0];
+}
+
+/** The caller_role column of a read of member_cards `c`, its one binding `?` the caller's member id. */
+export const callerRoleSql = `(SELECT role FROM card_bindings WHERE card_id = c.id AND member_id = ?::uuid) AS caller_role`;
 
 /**
  * Locks the card row for the rest of the transaction: the serialization point of its money.

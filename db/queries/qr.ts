@@ -1,5 +1,6 @@
 import { prepared, together, type Db, type Statement } from '../knex.js';
 import type { BindingRole } from './bindings.js';
+import { callerRoleSql, type CallerRole, type MemberCardRow } from './member-cards.js';
 
 export interface QrStateRow {
   card_id: string;
@@ -137,16 +138,18 @@ export async function endQrTokens(trx: Db, where: Partial<Pick<QrStateRow, 'card
   return rows[0]!.n;
 }
 
-/**
- * What a QR issue checks besides the card, in one read: the member's status (null without a
- * profile), its binding's role on the card (null without one) and the card's expiry by Postgres time.
- */
-export async function qrIssueParties(db: Db, card: { id: string; expires_at: Date | null }, memberId: string): Promise<{ member_status: string | null; binding_role: BindingRole | null; card_expired: boolean }> {
-  const { rows } = await prepared(db.raw<{ rows: { member_status: string | null; binding_role: BindingRole | null; card_expired: boolean }[] }>(
-    `SELECT (SELECT status FROM member_profiles WHERE id = ?) AS member_status,
-            (SELECT role FROM card_bindings WHERE card_id = ? AND member_id = ?) AS binding_role,
-            coalesce(?::timestamptz <= now(), false) AS card_expired`,
-    [memberId, card.id, memberId, card.expires_at],
+/** What a QR issue reads, in one round trip: the card with the caller's binding role (services/card-access.ts), and the status and binding role of the member the QR is for. */
+export type QrIssueCard = MemberCardRow & CallerRole & { member_status: string | null; binding_role: BindingRole | null; card_expired: boolean };
+
+/** The card and the parties of a QR issue for `memberId` (null: the card's owner), read as `callerId` (null for a key). */
+export async function qrIssueCard(db: Db, cardId: string, callerId: string | null, memberId: string | null): Promise<QrIssueCard | undefined> {
+  const { rows } = await prepared(db.raw<{ rows: QrIssueCard[] }>(
+    `SELECT c.*, ${callerRoleSql},
+            (SELECT status FROM member_profiles WHERE id = coalesce(?::uuid, c.owner_member_id)) AS member_status,
+            (SELECT role FROM card_bindings WHERE card_id = c.id AND member_id = coalesce(?::uuid, c.owner_member_id)) AS binding_role,
+            coalesce(c.expires_at <= now(), false) AS card_expired
+       FROM member_cards c WHERE c.id = ?`,
+    [callerId, memberId, memberId, cardId],
   ));
-  return rows[0]!;
+  return rows[0];
 }
