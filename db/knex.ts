@@ -162,17 +162,17 @@ export interface KnexOptions {
 }
 
 /**
- * `queryTimeoutMs` bounds every query on both sides (statement_timeout in Postgres, query_timeout
- * in the client) and TCP keepalive is on, so a silent, half-open connection fails a request or a
- * job instead of holding it, and its card partition, forever.
- */
-/**
  * node-postgres writes a statement without waiting for the one before it to be answered (answers
  * still come in order), so a transaction's BEGIN and COMMIT can share round trips with its
  * statements (pipelined-transaction.ts). knex's types do not know the option.
  */
 const PIPELINE = { pipeline: true };
 
+/**
+ * `queryTimeoutMs` bounds every query on both sides (statement_timeout in Postgres, query_timeout
+ * in the client) and TCP keepalive is on, so a silent, half-open connection fails a request or a
+ * job instead of holding it, and its card partition, forever.
+ */
 export function createKnex(databaseUrl: string, poolMax: number, onError: (err: Error) => void, options: KnexOptions = {}): Knex {
   const { queryTimeoutMs = 0, pgbouncer = false, preparedStatements = true } = options;
   const knex = knexFactory({
