@@ -39,12 +39,12 @@ class PipelinedTransaction extends PgTransaction {
  * `work` sent. Resolves with `work`'s value and the rows of `last`; rejects, having committed
  * nothing, if any statement or the COMMIT failed. Without a `last`, knex commits as usual.
  */
-export async function pipelinedTransaction<T>(db: Knex, work: (trx: Knex.Transaction) => Promise<{ value: T; last?: Statement }>): Promise<{ value: T; rows: Record<string, unknown>[] }> {
+export async function pipelinedTransaction<T, Row = Record<string, unknown>>(db: Knex, work: (trx: Knex.Transaction) => Promise<{ value: T; last?: Statement }>): Promise<{ value: T; rows: Row[] }> {
   const transaction = new PipelinedTransaction(db.client, async (trx: Knex.Transaction) => {
     const { value, last } = await work(trx);
     return { value, rows: last ? await runAndCommit(trx, last) : [] };
   });
-  return (await transaction) as { value: T; rows: Record<string, unknown>[] };
+  return (await transaction) as { value: T; rows: Row[] };
 }
 
 /** `last` and COMMIT in one write, answered in order. A failed statement turns the COMMIT into a rollback: its error is thrown. */

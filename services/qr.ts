@@ -55,13 +55,12 @@ export async function issueCardQr(
   const token = newQrToken();
   const ttl = input.ttl_seconds ?? config.QR_DEFAULT_TTL_S;
   // The chain's turn (which orders the issues of one card) with BEGIN, then the issue with its audit event and COMMIT: two round trips.
-  const { rows } = await pipelinedTransaction(db, async (trx) => {
+  const { rows } = await pipelinedTransaction<undefined, QrStateRow>(db, async (trx) => {
     const audited = await auditAppend(trx, auditInput(caller, { action: 'qr.issue', objectType: 'card', objectId: card.id, context: { member_id: memberId, ttl_seconds: ttl }, chain: qrChain(card.id, config.CARD_PARTITIONS) }));
     return { value: undefined, last: qrIssue(card.id, memberId, token.hash, ttl, audited) };
   });
-  const state = rows[0] as unknown as QrStateRow;
   metrics.qrEvents.inc({ event: 'issued' });
-  return { plain: token.plain, expiresAt: state.expires_at, cardId: card.id, memberId };
+  return { plain: token.plain, expiresAt: rows[0]!.expires_at, cardId: card.id, memberId };
 }
 
 /** Revokes: a member its own token; app and admin keys one member's (`memberId`) or all of the card's. Returns how many ended. */

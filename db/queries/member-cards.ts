@@ -1,8 +1,8 @@
 import { prepared, runTogether, type Db, type Statement } from '../knex.js';
-import type { BindingRole } from './bindings.js';
 import { isUniqueViolation } from '../pg-errors.js';
 import type { CardLimits } from '../../domain/card-limits.js';
 import type { CardType } from '../../domain/discount.js';
+import type { BindingRole } from './bindings.js';
 
 export interface CardRow {
   id: string;
