@@ -60,8 +60,7 @@ async function addJobs(deps: Deps, ops: Enqueueable[]): Promise<void[]> {
     return new Job(queues[i]!, name, data, opts, op.id).addJob(pipeline);
   });
   const [results] = await Promise.all([pipeline.exec(), Promise.all(added)]);
-  const failure = results?.find(([err]) => err);
-  if (failure) throw failure[0];
+  throwFirstError(results);
   return ops.map(() => undefined);
 }
 
@@ -84,6 +83,11 @@ export async function removeJobs(queue: Queue, ids: readonly string[], first?: (
   // BullMQ types the pipeline by what it uses of it; MPS gives BullMQ ioredis clients, so it is an ioredis pipeline.
   first?.(pipeline as unknown as ChainableCommander);
   for (const id of ids) pipeline.runCommand(`removeJob:${scripts.version}`, scripts.removeArgs(id, true));
-  const failure = (await pipeline.exec())?.find(([err]) => err);
+  throwFirstError(await pipeline.exec());
+}
+
+/** A pipeline answers every command, failed or not: throws the first error among its answers. */
+function throwFirstError(results: [Error | null, unknown][] | null): void {
+  const failure = results?.find(([err]) => err);
   if (failure) throw failure[0];
 }
