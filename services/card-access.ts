@@ -42,11 +42,12 @@ export function refuseUnreachable(principal: Principal, cardId: string): void {
 /** cardFor's judgement of a card read with the caller's own binding role (`caller_role`: null for a key or a stranger). */
 export function accessTo<Card extends MemberCardRow>(principal: Principal, need: CardNeed, row: (Card & CallerRole) | undefined): { card: Card; bindingRole: BindingRole | null } {
   if (!row) throw notFound('card');
-  const { caller_role: role, ...card } = row;
-  if (principal.role === 'admin' || principal.role === 'app') return { card: card as unknown as Card, bindingRole: null };
+  const { caller_role: role, ...rest } = row;
+  const card = rest as unknown as Card;
+  if (principal.role === 'admin' || principal.role === 'app') return { card, bindingRole: null };
   if (!role) throw notFound('card');
   if (!ROLES_FOR[need].includes(role)) throw new AppError('FORBIDDEN', `A ${role} of this card may not do that`);
-  return { card: card as unknown as Card, bindingRole: role };
+  return { card, bindingRole: role };
 }
 
 export const isUuid = (value: string) => UUID.test(value);
