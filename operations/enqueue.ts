@@ -51,9 +51,9 @@ async function addJobs(deps: Deps, ops: Enqueueable[]): Promise<void[]> {
     return ops.map(() => undefined);
   }
   const queues = ops.map((op) => partitions[op.partition]!);
-  // Each queue defines its scripts on the shared client once it is ready.
-  await Promise.all(queues.map((queue) => queue.client));
-  const pipeline = (await queues[0]!.client).pipeline();
+  // Every queue shares the one client, and defines its scripts on it once it is ready.
+  const [client] = await Promise.all(queues.map((queue) => queue.client));
+  const pipeline = client!.pipeline();
   // Each addJob queues its script on the pipeline at once (and would reject on options BullMQ refuses).
   const added = ops.map((op, i) => {
     const { name, data, opts } = jobOf(op);
