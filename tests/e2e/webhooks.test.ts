@@ -594,11 +594,14 @@ describe('e2e: webhooks', function () {
       const okEndpoint = await createEndpoint(key, ok.url, ['payment.succeeded']);
       const goneEndpoint = await createEndpoint(key, gone.url, ['payment.succeeded']);
       await payCash(key, await standardCardId());
-      await waitFor('both deliveries final', async () => {
+      // A delivery's row is final before its outcome is counted (a 410 also disables the endpoint in between): wait for both.
+      const after = await waitFor('both deliveries final and counted', async () => {
         const list = await deliveries(key);
-        return list.length === 2 && list.every((d) => d.status !== 'pending') ? list : undefined;
+        if (list.length !== 2 || list.some((d) => d.status === 'pending')) return undefined;
+        const text = await scrape();
+        const counted = deliveryMetric(text, 'delivered') > deliveryMetric(before, 'delivered') && deliveryMetric(text, 'gone') > deliveryMetric(before, 'gone');
+        return counted ? text : undefined;
       });
-      const after = await scrape();
       expect(deliveryMetric(after, 'delivered') - deliveryMetric(before, 'delivered'), 'delivered').to.equal(1);
       expect(deliveryMetric(after, 'gone') - deliveryMetric(before, 'gone'), 'gone').to.equal(1);
       expect(ok.requests).to.have.length(1);
