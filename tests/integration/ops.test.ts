@@ -13,6 +13,7 @@ import { charge, expectFailed, expectSucceeded, issueQr, rechargeOk, refund, sle
 import { testEnv } from '../helpers/env.js';
 import { freePort } from '../../dev/stack.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
+import { freshDatabase } from '../helpers/fresh-database.js';
 import { startProbes, type RunningProbes } from '../../workers/probes.js';
 import { startScheduler, type RunningScheduler } from '../../workers/scheduler.js';
 
@@ -124,14 +125,18 @@ describe('operations: metrics, alert rules and dashboard', function () {
     let probes: RunningProbes;
     let scheduler: RunningScheduler;
     let schedulerSys: TestSystem;
+    let database: Awaited<ReturnType<typeof freshDatabase>>;
 
     before(async () => {
+      // A database of its own: a batch takes every queued operation of its partition, and other
+      // files leave some behind (rows inserted by SQL), which would count here too.
+      database = await freshDatabase('mps_ops');
       // LARGE_TX_ALERT 100.00 so the 150.00 payment raises a large_payment risk alert. The probes
       // run here, as in a worker process. A ticking scheduler runs on a system of its own (queue
-      // prefix without workers): its reconcile jobs would pick up other files' open operations.
-      sys = await startSystem({ LARGE_TX_ALERT: 10_000 });
+      // prefix without workers): its reconcile jobs would pick up the open operations.
+      sys = await startSystem({ LARGE_TX_ALERT: 10_000 }, { databaseUrl: database.url });
       probes = startProbes(sys.deps);
-      schedulerSys = await startSystem({ RECONCILE_CRON: '* * * * * *', RELAY_CRON: '0 0 1 1 *' }, { workers: false });
+      schedulerSys = await startSystem({ RECONCILE_CRON: '* * * * * *', RELAY_CRON: '0 0 1 1 *' }, { workers: false, databaseUrl: database.url });
       scheduler = startScheduler(schedulerSys.deps);
       hook = await receiver();
       const { merchant, key: merchantKey } = await createMerchant(sys);
@@ -181,6 +186,7 @@ describe('operations: metrics, alert rules and dashboard', function () {
       await schedulerSys?.stop();
       await hook?.close();
       await sys?.stop();
+      await database?.drop();
     });
 
     it('counts HTTP requests by route pattern, never by concrete path', () => {

@@ -309,7 +309,9 @@ interface WatchPoint {
 class RecoveryWatch {
   readonly points: WatchPoint[] = [];
   private timer?: NodeJS.Timeout;
-  private polling = false;
+  /** Polls asked for and not yet done; they run one after the other. */
+  private pending = 0;
+  private queued: Promise<void> = Promise.resolve();
 
   constructor(private readonly db: Knex) {}
 
@@ -326,16 +328,23 @@ class RecoveryWatch {
   }
 
   start() {
-    this.timer = setInterval(() => void this.poll(), 250);
+    this.timer = setInterval(() => {
+      if (!this.pending) void this.poll();
+    }, 250);
   }
 
   stop() {
     clearInterval(this.timer);
   }
 
-  async poll() {
-    if (this.polling) return;
-    this.polling = true;
+  /** Polls once, after the poll in progress if any: the last call sees the state at the time it was made. */
+  poll(): Promise<void> {
+    this.pending++;
+    this.queued = this.queued.then(() => this.pollOnce()).finally(() => this.pending--);
+    return this.queued;
+  }
+
+  private async pollOnce() {
     try {
       for (const p of this.points) {
         if (p.doneAt !== undefined) continue;
@@ -344,8 +353,6 @@ class RecoveryWatch {
       }
     } catch {
       /* Postgres may be down: poll again */
-    } finally {
-      this.polling = false;
     }
   }
 }
