@@ -17,6 +17,8 @@ const committedAlong = new WeakSet<object>();
  */
 class PipelinedTransaction extends PgTransaction {
   override begin(conn: PipelinedClient): Promise<void> {
+    // A mark left by a transaction that never reached knex's commit must not skip this one's COMMIT.
+    committedAlong.delete(conn);
     const socket = conn.connection.stream;
     // Held until the end of this turn of the event loop, which knex spends reaching the first statement: one write for both.
     socket.cork();
