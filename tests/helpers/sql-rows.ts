@@ -25,7 +25,11 @@ export interface SqlOperation {
   createdAtSql?: string;
 }
 
-/** One operations row; terminal ones get completed_at and failed ones an error code (the CHECKs ask for both). */
+/**
+ * One operations row; terminal ones get completed_at and failed ones an error code (the CHECKs ask
+ * for both). A queued row left in the shared database rides along in the next batch any file runs
+ * on partition 0: delete it once checked.
+ */
 export async function insertOperation(db: Db, op: SqlOperation = {}): Promise<string> {
   const id = newOperationId();
   const status = op.status ?? 'succeeded';
