@@ -4,6 +4,7 @@ import { runCardOperation } from '../../jobs/index.js';
 import { verifyAuditChain } from '../../db/queries/audit-events.js';
 import { bind, createMember, createMerchant, issueCard, memberToken } from '../helpers/fixtures.js';
 import { charge, expectLedgersMatch, issueQr, recharge, type OperationJson } from '../helpers/money.js';
+import { deleteQueued } from '../helpers/sql-rows.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
 /**
@@ -109,8 +110,7 @@ describe('e2e: a job applies its partition’s queued operations as one batch', 
     } finally {
       await sys.deps.db.raw(`DROP TRIGGER IF EXISTS ${trigger} ON transactions`);
       await sys.deps.db.raw(`DROP FUNCTION IF EXISTS ${trigger}()`);
-      // The broken one stays queued: gone, or it would ride along in another file's batch on its partition.
-      await sys.deps.db('operations').whereIn('id', ids).where({ status: 'queued' }).delete();
+      await deleteQueued(sys.deps.db, ids); // the broken one
     }
   });
 });

@@ -27,8 +27,7 @@ export interface SqlOperation {
 
 /**
  * One operations row; terminal ones get completed_at and failed ones an error code (the CHECKs ask
- * for both). A queued row left in the shared database rides along in the next batch any file runs
- * on partition 0: delete it once checked.
+ * for both). A queued one is on partition 0: deleteQueued it once checked.
  */
 export async function insertOperation(db: Db, op: SqlOperation = {}): Promise<string> {
   const id = newOperationId();
@@ -55,6 +54,14 @@ export async function insertOperation(db: Db, op: SqlOperation = {}): Promise<st
     completed_at: terminal ? createdAt : null,
   });
   return id;
+}
+
+/**
+ * Deletes those of `ids` still queued. Tests share one database and a batch takes every queued
+ * operation of its partition, so a row a test leaves queued would ride along in another file's batch.
+ */
+export async function deleteQueued(db: Db, ids: readonly string[]): Promise<void> {
+  await db('operations').whereIn('id', ids).where({ status: 'queued' }).delete();
 }
 
 /** Many operations in one INSERT … SELECT generate_series: for the anomaly thresholds. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { createMember, createMerchant, issueCard } from '../helpers/fixtures.js';
-import { hex, insertOperation, insertTransaction, metricValue } from '../helpers/sql-rows.js';
+import { deleteQueued, hex, insertOperation, insertTransaction, metricValue } from '../helpers/sql-rows.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 import { runCleanup } from '../../jobs/cleanup.js';
 import { runRotateQr } from '../../jobs/rotate-qr.js';
@@ -90,8 +90,7 @@ describe('integration: cleanup job (retention)', function () {
     expect(keyOf(opOldFailed)).to.equal(null);
     expect(keyOf(opYoung)).to.be.a('string');
     expect(keyOf(opOldQueued)).to.be.a('string'); // still in flight
-    // Gone now: a queued row in the shared database would ride along in another file's batch on its partition.
-    await db('operations').where({ id: opOldQueued }).delete();
+    await deleteQueued(db, [opOldQueued]);
     const opAfter = opsAfter.find((o) => o.id === opOld)!;
     expect({ ...opAfter, idempotency_key: opBefore.idempotency_key }).to.deep.equal(opBefore);
 

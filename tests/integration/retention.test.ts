@@ -7,7 +7,7 @@ import { appendAudit, linkHolds, verifyAuditChain, type AuditRow } from '../../d
 import { runCleanup } from '../../jobs/cleanup.js';
 import type { Db } from '../../db/knex.js';
 import { createMember, createMerchant } from '../helpers/fixtures.js';
-import { hex, insertOperation, insertTransaction } from '../helpers/sql-rows.js';
+import { deleteQueued, hex, insertOperation, insertTransaction } from '../helpers/sql-rows.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
 const ago = (sql: string) => `now() - interval '${sql}'`;
@@ -89,8 +89,7 @@ describe('integration: retention in batches', function () {
 
     const opsLeft = await db('operations').whereIn('id', [...oldFailed, youngFailed, oldQueued, paid.operationId]).pluck('id');
     expect(opsLeft.sort()).to.deep.equal([youngFailed, oldQueued, paid.operationId].sort());
-    // Gone now: a queued row in the shared database would ride along in another file's batch on its partition.
-    await db('operations').where({ id: oldQueued }).delete();
+    await deleteQueued(db, [oldQueued]);
     expect(await db('transactions').where({ id: paid.id })).to.have.length(1);
     const eventsLeft = await db('events').whereIn('id', [...oldRelayed, youngRelayed, neverRelayed]).pluck('id');
     expect(eventsLeft.sort()).to.deep.equal([youngRelayed, neverRelayed].sort());

@@ -9,6 +9,7 @@ import { startWorkers } from '../../workers/main.js';
 import { createMember, createMerchant } from '../helpers/fixtures.js';
 import { testEnv } from '../helpers/env.js';
 import { charge, issueQr, sleep } from '../helpers/money.js';
+import { deleteQueued } from '../helpers/sql-rows.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -194,8 +195,7 @@ describe('graceful shutdown', function () {
       aborter.abort();
       for (const web of webs) await killEntry(web);
       await killEntry(scheduler);
-      // Gone, or they would ride along in another file's batch on their partitions.
-      await sys.deps.db('operations').whereIn('idempotency_key', paymentKeys).where({ status: 'queued' }).delete();
+      await deleteQueued(sys.deps.db, await sys.deps.db('operations').whereIn('idempotency_key', paymentKeys).pluck('id'));
       await sys.stop();
     });
 
