@@ -43,11 +43,12 @@ export async function issueCardQr(
 ): Promise<IssuedQr> {
   const { principal } = caller;
   refuseUnreachable(principal, cardId);
+  const named = principal.memberId ?? input.member_id;
   // One read: the card as cardFor judges it, and the parties the QR is for.
-  const { card } = accessTo(principal, 'pay', await qrIssueCard(db, cardId, principal.memberId ?? null, principal.memberId ?? input.member_id ?? null));
+  const { card } = accessTo(principal, 'pay', await qrIssueCard(db, cardId, principal.memberId ?? null, named ?? null));
   const { member_status, binding_role, card_expired } = card;
   await countIssue(card.id);
-  const memberId = principal.memberId ?? input.member_id ?? card.owner_member_id;
+  const memberId = named ?? card.owner_member_id;
   // Refused now with the code the charge would end with, rather than handing out a QR that cannot pay.
   const refused = mayAct({ ...card, is_expired: card_expired }, { actorStatus: member_status }, { role: binding_role }, 'issue-qr');
   if (refused) throw new AppError(refused.refused, refused.message, refused.details);
